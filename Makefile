@@ -1,0 +1,36 @@
+# vsynth: `make demo` and `make test` each do all the set-up they need on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.vsynth-installed
+PIP    := $(PY) -m pip --disable-pip-version-check
+
+.PHONY: install demo test test-slow bench clean-outputs
+
+# Versions pinned in requirements.lock are known to work together (torch 2.15 + torchvision
+# 0.29.2 from PyPI, pixeltable-yolox, onedl-mmsegmentation + mmcv-lite + mmengine); vsynth itself
+# is installed editable on top without touching them.
+$(STAMP): pyproject.toml setup.py requirements.lock requirements-test.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements.lock -r requirements-test.lock
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m vsynth task=keypoints arm=A
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+bench: $(STAMP)
+	$(PY) benchmarks/demo_world_speed.py
+	$(PY) benchmarks/eval_speed.py
+
+clean-outputs:
+	rm -rf outputs

@@ -1,0 +1,111 @@
+"""A test-only task: a tiny classifier on procedural vectors, to exercise the loop and the contract.
+
+Two sources with a domain gap (``synthetic`` is shifted), a "backbone" with BatchNorm and a
+"head", dropout, and numpy-random augmentation, so freezing, BN handling, RNG restoration and
+per-sample seeding all matter for the resume-equality test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from vsynth.errors import ConfigError, DataError
+from vsynth.task import Task
+
+DIM, CLASSES = 8, 3
+
+
+class VectorSet(Dataset):
+    def __init__(self, n: int, seed: int, shift: float, augment: bool) -> None:
+        rng = np.random.default_rng(seed)
+        self.y = rng.integers(0, CLASSES, n)
+        centers = np.eye(CLASSES, DIM) * 3.0
+        self.x = (centers[self.y] + rng.normal(0, 1.0, (n, DIM)) + shift).astype(np.float32)
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        x = self.x[i].copy()
+        if self.augment:  # drawn from numpy's global RNG, as backends' pipelines do
+            x += np.random.normal(0, 0.1, DIM).astype(np.float32)
+        return {"x": torch.from_numpy(x), "y": int(self.y[i])}
+
+
+class TinyNet(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Linear(DIM, width), nn.BatchNorm1d(width), nn.ReLU(), nn.Dropout(0.1))
+        self.head = nn.Linear(width, CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+class TinyTask(Task):
+    name = "tiny"
+    default_metric = "val/acc"
+
+    def _sizes(self) -> Mapping[str, int]:
+        return self.cfg.data.sizes
+
+    def train_sources(self):
+        data = self.cfg.data
+        if data.get("root") is not None and not Path(data.root).exists():
+            raise DataError(f"data.root={data.root}: folder not found")
+        out = {}
+        for si, name in enumerate(self.cfg.arm.sources):
+            if name not in self._sizes():
+                raise ConfigError(f"arm.sources.{name}: data.sizes has no source '{name}'")
+            ds = VectorSet(int(self._sizes()[name]), 100 + si, 0.0 if name == "real" else 0.7, augment=True)
+            subset = (self.cfg.arm.sources[name] or {}).get("subset")
+            if subset is not None:
+                if int(subset) > len(ds):
+                    raise ConfigError(f"data.real_subset={subset} is larger than the {len(ds)} '{name}' training samples")
+                ds = torch.utils.data.Subset(ds, range(int(subset)))
+            out[name] = ds
+        return out
+
+    def build_model(self) -> nn.Module:
+        torch.manual_seed(int(self.cfg.seed))
+        return TinyNet(int(self.cfg.model.width))
+
+    def checkpoint_meta(self):
+        return {"task": self.name, "width": int(self.cfg.model.width)}
+
+    def training_step(self, model, batch):
+        x, y = batch["x"].to(self.device), batch["y"].to(self.device)
+        logits = model(x)
+        if self.cfg.task.get("poison_step") is not None:
+            self._n = getattr(self, "_n", 0) + 1
+            if self._n >= int(self.cfg.task.poison_step):
+                logits = logits * float("nan")
+        loss = nn.functional.cross_entropy(logits.float(), y)
+        return loss, {"ce": float(loss.detach())}
+
+    def evaluate(self, model, split):
+        ds = VectorSet(60, {"val": 7, "test": 8}[split], 0.0, augment=False)
+        x = torch.from_numpy(ds.x).to(self.device)
+        y = torch.from_numpy(ds.y).to(self.device)
+        logits = model(x).float()
+        return {"acc": float((logits.argmax(1) == y).float().mean()), "loss": float(nn.functional.cross_entropy(logits, y))}
+
+    def write_batch_samples(self, batch, sources, out: Path) -> None:
+        out.write_bytes(_png_1x1())
+
+
+def _png_1x1() -> bytes:
+    import zlib, struct  # noqa: E401
+
+    def chunk(t: bytes, d: bytes) -> bytes:
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+
+    raw = zlib.compress(b"\x00\x80\x80\x80")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")

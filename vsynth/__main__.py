@@ -1,0 +1,48 @@
+"""``python -m vsynth ...``: the one Hydra entry point.
+
+Kept light on purpose: only Hydra/OmegaConf are imported here; torch and every backend load when a
+run actually starts, so ``--help`` and ``--cfg job`` answer quickly.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from vsynth.paths import conf_dir
+from vsynth.run.dirs import register_resolvers
+
+register_resolvers()
+
+_exit_code = [0]
+
+
+class JobFailed(Exception):
+    """Raised inside a sweep job so Hydra marks it failed and still runs the other jobs."""
+
+
+@hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> int:
+    from pathlib import Path
+
+    from vsynth.app import run_job
+
+    hc = HydraConfig.get()
+    code = run_job(cfg, Path(hc.runtime.output_dir))
+    if hc.mode == RunMode.MULTIRUN and code != 0:
+        raise JobFailed(f"job {hc.job.num} ({hc.runtime.output_dir}) exited with code {code}")
+    _exit_code[0] = max(_exit_code[0], code)
+    return code
+
+
+def main() -> None:
+    _hydra_main()
+    sys.exit(_exit_code[0])
+
+
+if __name__ == "__main__":
+    main()

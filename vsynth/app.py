@@ -1,0 +1,152 @@
+"""One run, start to finish: the run folder, the task, training or evaluation, the records.
+
+Called by the Hydra entry point once per run (or per sweep job). User mistakes
+(:class:`~vsynth.errors.VsynthError`) end as one line on stderr, exit code 2 and
+``status.json`` = failed with the reason; the traceback goes to ``run.log`` only.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from vsynth.errors import VsynthError
+from vsynth.run.context import RunContext
+from vsynth.run.status import Status, read_status
+
+log = logging.getLogger("vsynth")
+
+EXIT_OK, EXIT_BUG, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3
+
+
+def _trace_logger() -> logging.Logger:
+    """A logger that writes only to run.log's file handler(s): tracebacks stay out of the console."""
+    tl = logging.getLogger("vsynth.trace")
+    tl.propagate = False
+    if not tl.handlers:
+        for h in logging.getLogger().handlers:
+            if isinstance(h, logging.FileHandler):
+                tl.addHandler(h)
+    return tl
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def _error_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def run_job(cfg: DictConfig, run_dir: Path) -> int:
+    """Run one job in ``run_dir``; returns the process exit code."""
+    from vsynth.train.distributed import cleanup, init_distributed
+
+    rank_env = __import__("os").environ.get("RANK", "0")
+    is_main = rank_env == "0"
+    if not is_main:  # only rank 0 writes run.log; others keep the console
+        for h in list(logging.getLogger().handlers):
+            if isinstance(h, logging.FileHandler):
+                logging.getLogger().removeHandler(h)
+    status = Status(run_dir, enabled=is_main)
+    previous = read_status(run_dir)
+    if previous and previous.get("state") == "done" and cfg.mode == "train":
+        log.info("This run already finished (status.json: done); nothing to do. Run folder: %s", run_dir)
+        print(f"Run folder: {run_dir} (already done)")
+        return EXIT_OK
+    status.start(task=cfg.task.name, arm=cfg.arm.name, mode=cfg.mode, seed=int(cfg.seed), run_dir=str(run_dir),
+                 resumed=bool(previous))
+    t0 = time.time()
+    code = EXIT_OK
+    try:
+        from vsynth.paths import configure_offline_backends
+
+        configure_offline_backends()
+        dist = init_distributed(str(cfg.device))
+        ctx = RunContext(run_dir, cfg, dist.rank, dist.world_size, dist.local_rank)
+        if ctx.is_main:
+            from vsynth.run.envinfo import write_env
+
+            write_env(run_dir / "env.txt", str(dist.device))
+            for sub in ("checkpoints", "samples", "tb"):
+                (run_dir / sub).mkdir(exist_ok=True)
+        seed_everything(int(cfg.seed) + dist.rank)
+        log.info("vsynth %s run in %s (task=%s arm=%s mode=%s device=%s world=%d)", cfg.name, run_dir, cfg.task.name,
+                 cfg.arm.name, cfg.mode, dist.device, dist.world_size)
+        metrics, extra = _execute(cfg, ctx, dist.device)
+        if ctx.is_main:
+            ctx.write_json("metrics.json", metrics)
+            status.finish("done", metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+            from vsynth.report.run_report import write_run_report
+
+            write_run_report(ctx, metrics, extra, status.data)
+        log.info("Done in %.1fs", time.time() - t0)
+    except VsynthError as e:
+        _trace_logger().error("user error", exc_info=True)
+        status.finish("failed", error=_error_line(e))
+        print(f"vsynth: error: {_error_line(e)}", file=sys.stderr)
+        print(f"Run folder: {run_dir} (failed; details in run.log)", file=sys.stderr)
+        code = EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        status.finish("interrupted", error="KeyboardInterrupt")
+        print(f"vsynth: interrupted; rerun with hydra.run.dir={run_dir} to resume", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    except Exception as e:  # noqa: BLE001
+        from vsynth.train.trainer import TrainingInterrupted
+
+        if isinstance(e, TrainingInterrupted):
+            status.finish("interrupted", error=_error_line(e))
+            print(f"vsynth: {_error_line(e)}; run folder: {run_dir}", file=sys.stderr)
+            code = EXIT_INTERRUPTED
+        else:
+            _trace_logger().error("unexpected error", exc_info=True)
+            status.finish("failed", error=f"{type(e).__name__}: {_error_line(e)}")
+            traceback.print_exc()
+            print(f"vsynth: internal error ({type(e).__name__}); run folder: {run_dir}", file=sys.stderr)
+            code = EXIT_BUG
+    finally:
+        cleanup()
+    if code == EXIT_OK and is_main:
+        print(f"Run folder: {run_dir}")
+    return code
+
+
+def _execute(cfg: DictConfig, ctx: RunContext, device) -> tuple[dict[str, Any], dict[str, Any]]:
+    from hydra.utils import get_class
+
+    from vsynth.errors import ConfigError
+
+    target = cfg.task.get("_target_")
+    try:
+        task_cls = get_class(target)
+    except Exception as e:  # noqa: BLE001
+        raise ConfigError(f"task._target_={target}: cannot import the task class ({_error_line(e)})") from e
+    task = task_cls(cfg, ctx)
+    task.device = device
+    if cfg.mode == "train":
+        from vsynth.train.trainer import Trainer
+
+        trainer = Trainer(cfg, task, ctx, device)
+        metrics = trainer.fit()
+        return metrics, {"composition": getattr(trainer, "composition", None)}
+    if cfg.mode == "eval":
+        from vsynth.train.evaluate import evaluate_checkpoint
+
+        return evaluate_checkpoint(cfg, task, ctx), {}
+    raise ConfigError(f"mode must be train or eval, got '{cfg.mode}'")
+
+
+def config_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True)

@@ -1,0 +1,1 @@
+"""The run folder: one self-contained directory per run or sweep job."""

@@ -1,0 +1,105 @@
+"""Run- and sweep-folder names, registered as OmegaConf resolvers used by conf/config.yaml.
+
+* ``vsynth_run_dir``: claims a fresh run folder with an atomic ``mkdir``: two runs started in the
+  same second get ``..._name`` and ``..._name-1``; nothing is ever reused by accident. Under
+  ``torchrun`` rank 0 claims it and the other ranks read its choice from a rendezvous file, so
+  one DDP job writes one folder.
+* ``vsynth_job_dir``: a sweep job's folder name from its overrides (``data.ratio=0.5,seed=1``),
+  sorted by key with ``seed`` last, so reruns of a sweep find the same folders.
+* ``vsynth_sweep_dir``: a sweep root named from the sweep's own overrides, so rerunning the same
+  sweep command lands in the same root and resumes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from pathlib import Path
+from typing import Iterable
+
+from omegaconf import OmegaConf
+
+_claimed: dict[str, str] = {}
+_SAFE = re.compile(r"[^A-Za-z0-9._=,+@-]+")
+_LAST_KEYS = ("seed",)
+# overrides that say where or how to run, not what: never part of a job's identity
+_EXCLUDED_PREFIXES = ("hydra.", "hydra/", "paths.", "resume", "trainer.workers", "device")
+
+
+def _claim(path: Path) -> Path:
+    i = 0
+    while True:
+        cand = path if i == 0 else path.with_name(f"{path.name}-{i}")
+        try:
+            cand.mkdir(parents=True, exist_ok=False)
+            return cand
+        except FileExistsError:
+            i += 1
+
+
+def run_dir(outputs: str, rel: str) -> str:
+    """Claim ``outputs/rel`` (or ``rel-N``) once per process; see the module docstring."""
+    key = f"{outputs}|{rel}"
+    if key in _claimed:
+        return _claimed[key]
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID")
+    if world > 1 and run_id:
+        rdv = Path(outputs) / ".torchrun" / f"{run_id}.txt"
+        if int(os.environ.get("RANK", "0")) == 0:
+            chosen = str(_claim(Path(outputs) / rel))
+            rdv.parent.mkdir(parents=True, exist_ok=True)
+            tmp = rdv.with_suffix(".tmp")
+            tmp.write_text(chosen)
+            os.replace(tmp, rdv)
+        else:
+            deadline = time.time() + 120
+            while not rdv.exists():
+                if time.time() > deadline:
+                    raise RuntimeError(f"rank 0 did not announce the run folder in {rdv}")
+                time.sleep(0.1)
+            chosen = rdv.read_text().strip()
+    else:
+        chosen = str(_claim(Path(outputs) / rel))
+    _claimed[key] = chosen
+    return chosen
+
+
+def _job_overrides(overrides: Iterable[str]) -> list[tuple[str, str]]:
+    out = []
+    for o in overrides:
+        o = str(o)
+        if "=" not in o:
+            continue
+        k, v = o.split("=", 1)
+        k = k.lstrip("+~")
+        if k.startswith(_EXCLUDED_PREFIXES):
+            continue
+        out.append((k, v))
+    out.sort(key=lambda kv: (kv[0] in _LAST_KEYS, kv[0]))
+    return out
+
+
+def job_dir(overrides: Iterable[str]) -> str:
+    """``key=value,key=value`` from a job's overrides, seed last; ``default`` when there are none."""
+    parts = [f"{k}={v}" for k, v in _job_overrides(overrides)]
+    name = _SAFE.sub("_", ",".join(parts)).strip("_") or "default"
+    if len(name) > 180:  # keep under filesystem limits, stay unique
+        name = name[:160] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+    return name
+
+
+def sweep_dir(outputs: str, name: str, overrides: Iterable[str]) -> str:
+    """``outputs/sweeps/<name>-<hash of the sweep's overrides>``: the same command, the same root."""
+    spec = ";".join(f"{k}={v}" for k, v in _job_overrides(overrides))
+    digest = hashlib.sha1(spec.encode()).hexdigest()[:8]
+    return str(Path(outputs) / "sweeps" / f"{_SAFE.sub('_', name)}-{digest}")
+
+
+def register_resolvers() -> None:
+    """Idempotent: the entry point and submitit's unpickled jobs both call it."""
+    OmegaConf.register_new_resolver("vsynth_run_dir", run_dir, replace=True)
+    OmegaConf.register_new_resolver("vsynth_job_dir", lambda o: job_dir(list(o)), replace=True)
+    OmegaConf.register_new_resolver("vsynth_sweep_dir", lambda out, n, o: sweep_dir(out, n, list(o)), replace=True)
