@@ -56,10 +56,12 @@ def run_job(cfg: DictConfig, run_dir: Path) -> int:
 
     rank_env = __import__("os").environ.get("RANK", "0")
     is_main = rank_env == "0"
-    if not is_main:  # only rank 0 writes run.log; others keep the console
-        for h in list(logging.getLogger().handlers):
+    if not is_main:  # only rank 0 writes run.log; other ranks print warnings and errors only
+        root = logging.getLogger()
+        for h in list(root.handlers):
             if isinstance(h, logging.FileHandler):
-                logging.getLogger().removeHandler(h)
+                root.removeHandler(h)
+        root.setLevel(logging.WARNING)
     status = Status(run_dir, enabled=is_main)
     previous = read_status(run_dir)
     if previous and previous.get("state") == "done" and cfg.mode == "train":

@@ -102,4 +102,6 @@ def register_resolvers() -> None:
     """Idempotent: the entry point and submitit's unpickled jobs both call it."""
     OmegaConf.register_new_resolver("vsynth_run_dir", run_dir, replace=True)
     OmegaConf.register_new_resolver("vsynth_job_dir", lambda o: job_dir(list(o)), replace=True)
-    OmegaConf.register_new_resolver("vsynth_sweep_dir", lambda out, n, o: sweep_dir(out, n, list(o)), replace=True)
+    OmegaConf.register_new_resolver(
+        "vsynth_sweep_dir", lambda out, n, o: sweep_dir(out, n, list(o)), replace=True, use_cache=True
+    )  # cached on the config: every job of a sweep (copies of the launcher's config) gets the same root

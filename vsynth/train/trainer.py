@@ -315,6 +315,10 @@ class Trainer:
             }
             run.write_json("composition.json", self.composition)
 
+        if run.world_size > 1:  # the record covers every rank's batches, not just rank 0's
+            self.composition["samples_per_source"] = _sum_counters(state["composition"])
+            self.composition["world_size"] = run.world_size
+            run.write_json("composition.json", self.composition)
         if current is not None and tc.checkpoint.phase_snapshots and run.is_main:
             self._save(f"{current.name}_end.pt", model, ema, opt, scaler, state, include_optimizer=False)
         self.model, self.ema, self.state = model, ema, state
@@ -353,6 +357,17 @@ class Trainer:
                 metrics = {f"{split}/{k}": v for k, v in self.task.evaluate(eval_model, split).items()}
         barrier()
         return broadcast_object(metrics)
+
+
+def _sum_counters(counter: Counter) -> dict[str, int]:
+    import torch.distributed as dist
+
+    parts: list = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, dict(counter))
+    total: Counter = Counter()
+    for p in parts:
+        total.update(p)
+    return dict(total)
 
 
 def _fmt(metrics: dict[str, Any]) -> str:
