@@ -112,6 +112,9 @@ def run_job(cfg: DictConfig, run_dir: Path) -> int:
             status.finish("interrupted", error=_error_line(e))
             print(f"vsynth: {_error_line(e)}; run folder: {run_dir}", file=sys.stderr)
             code = EXIT_INTERRUPTED
+            if e.chained is not None:  # e.g. submitit's handler: requeue this job (it resumes from last.pt)
+                cleanup()
+                e.chained(e.signum, None)
         else:
             _trace_logger().error("unexpected error", exc_info=True)
             status.finish("failed", error=f"{type(e).__name__}: {_error_line(e)}")

@@ -124,3 +124,25 @@ def test_unknown_group_option_is_refused(tiny_cli):
     assert p.returncode != 0
     assert "Could not find 'arm/Z'" in p.stderr and "Available options in 'arm'" in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_sigterm_saves_last_checkpoint_and_marks_interrupted(tiny_cli, tmp_path):
+    import os
+    import signal
+
+    rd = tmp_path / "killed"
+    args = tiny_args("trainer.length=400", "trainer.eval.interval=1000", "trainer.log_interval=1", f"hydra.run.dir={rd}")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "vsynth", *args], cwd=tiny_cli.cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    for line in proc.stdout:  # wait until training is under way
+        if line.startswith("step 20/"):
+            break
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    assert proc.returncode == 3
+    st = json.loads((rd / "status.json").read_text())
+    assert st["state"] == "interrupted" and "signal 15" in st["error"]
+    from vsynth.train.checkpoint import load_checkpoint
+
+    assert load_checkpoint(rd / "checkpoints" / "last.pt")["step"] >= 20

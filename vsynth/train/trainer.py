@@ -40,7 +40,19 @@ log = logging.getLogger("vsynth.train")
 
 
 class TrainingInterrupted(Exception):
-    """Stopped by a signal or ``trainer.stop_at_step``; ``last.pt`` holds the exact position."""
+    """Stopped by a signal or ``trainer.stop_at_step``; ``last.pt`` holds the exact position.
+
+    ``chained`` is the signal handler that was installed before ours (submitit's requeue handler on
+    SLURM): the app calls it after marking the run interrupted, so the job is requeued and resumes.
+    """
+
+    def __init__(self, message: str, chained=None, signum: int | None = None) -> None:
+        super().__init__(message)
+        self.chained = chained
+        self.signum = signum
+
+
+STOP_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGUSR2")
 
 
 def composition_label(counts: Counter) -> str:
@@ -77,6 +89,7 @@ class Trainer:
         self.run = run
         self.device = device
         self._stop_signal: int | None = None
+        self._previous_handlers: dict[int, Any] = {}
 
     # ---- setup -------------------------------------------------------------------------
     def _loader(self, sampler: MixBatchSampler, dataset: MixedDataset) -> DataLoader:
@@ -95,15 +108,26 @@ class Trainer:
         )
 
     def _install_signal_handlers(self) -> None:
+        """Preemption (SLURM's USR2/TERM, a user's kill): finish the step, save last.pt, then stop."""
+
         def handler(signum, frame):  # noqa: ARG001
             self._stop_signal = signum
             log.warning("received signal %d: saving last.pt at the next step boundary", signum)
 
-        try:
-            signal.signal(signal.SIGTERM, handler)
-            signal.signal(signal.SIGUSR1, handler)
-        except ValueError:  # not in the main thread (e.g. some launchers): no handlers
-            pass
+        for name in STOP_SIGNALS:
+            sig = getattr(signal, name)
+            try:
+                self._previous_handlers[sig] = signal.getsignal(sig)
+                signal.signal(sig, handler)
+            except ValueError:  # not in the main thread: leave signals alone
+                return
+
+    def _restore_signal_handlers(self) -> None:
+        for sig, prev in self._previous_handlers.items():
+            try:
+                signal.signal(sig, prev if prev is not None else signal.SIG_DFL)
+            except ValueError:
+                pass
 
     # ---- checkpoints -------------------------------------------------------------------
     def _payload(self, model, ema, opt, scaler, state, include_optimizer: bool = True) -> dict[str, Any]:
@@ -299,11 +323,14 @@ class Trainer:
                     if self._stop_signal is not None or (stop_at is not None and step == int(stop_at) and step < total):
                         self._save("last.pt", model, ema, opt, scaler, state)
                         why = f"signal {self._stop_signal}" if self._stop_signal is not None else f"trainer.stop_at_step={stop_at}"
-                        raise TrainingInterrupted(f"stopped at step {step}/{total} ({why}); rerun the same command to resume")
+                        prev = self._previous_handlers.get(self._stop_signal) if self._stop_signal else None
+                        raise TrainingInterrupted(f"stopped at step {step}/{total} ({why}); rerun the same command to resume",
+                                                  chained=prev if callable(prev) else None, signum=self._stop_signal)
                     if step >= total or in_epoch >= spe:
                         break
         finally:
             progress.close()
+            self._restore_signal_handlers()
             self.composition = {
                 "mode": "ratio" if expected is not None else "oversample",
                 "ratio": cfg.data.get("ratio"),
