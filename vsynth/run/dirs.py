@@ -25,7 +25,7 @@ _claimed: dict[str, str] = {}
 _SAFE = re.compile(r"[^A-Za-z0-9._=,+@-]+")
 _LAST_KEYS = ("seed",)
 # overrides that say where or how to run, not what: never part of a job's identity
-_EXCLUDED_PREFIXES = ("hydra.", "hydra/", "paths.", "resume", "trainer.workers", "device")
+_EXCLUDED_PREFIXES = ("hydra.", "hydra/", "paths.", "resume", "trainer.workers", "trainer.stop_at_step", "device")
 
 
 def _claim(path: Path) -> Path:
