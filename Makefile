@@ -29,6 +29,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 bench: $(STAMP)
+	$(PY) benchmarks/mixer_speed.py
 	$(PY) benchmarks/demo_world_speed.py
 	$(PY) benchmarks/eval_speed.py
 
