@@ -1,0 +1,63 @@
+"""``python -m vsynth.data``: demo world, conversion and checks from the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vsynth.data.__main__ import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_demo_command_writes_requested_tasks_and_size(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "world"
+    assert main(["demo", "--out", str(out), "--images", "4", "--seed", "2", "--size", "128", "96", "--tasks", "detection"]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["tasks"] == ["detection"] and meta["size"] == [128, 96] and meta["counts"]["real"] == {"train": 4, "val": 1, "test": 2}
+    assert not (out / "keypoints").exists()
+    assert "wrote" in capsys.readouterr().out
+    # a non-empty folder is refused without --overwrite, replaced with it
+    assert main(["demo", "--out", str(out), "--images", "2", "--tasks", "detection"]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert main(["demo", "--out", str(out), "--images", "2", "--tasks", "detection", "--overwrite"]) == 0
+    assert json.loads((out / "meta.json").read_text())["counts"]["real"]["train"] == 2
+
+
+def test_counts_json_and_bad_counts(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    counts = '{"real": {"train": 2}, "generated": {"train": 3}}'
+    assert main(["demo", "--out", str(tmp_path / "w"), "--counts", counts, "--tasks", "segmentation"]) == 0
+    assert len(list((tmp_path / "w/segmentation/generated/images/train").glob("*.jpg"))) == 3
+    assert main(["demo", "--out", str(tmp_path / "w2"), "--counts", '{"generated": {"train": 3}}']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: counts.generated.train = 3 needs real train images")
+
+
+def test_convert_and_check_commands(demo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    syn = demo_root / "keypoints/synthetic"
+    args = ["convert-coco-pose", "--json", str(syn / "annotations/train.json"), "--images", str(syn / "images/train"),
+            "--out", str(tmp_path / "conv"), "--keypoint-map", "0-13", "--box-source", "keypoints", "--box-pad", "0.1"]
+    assert main(args) == 0
+    assert main(["check", "yolo-pose", str(tmp_path / "conv/data.yaml")]) == 0
+    assert main(["check", "coco-keypoints", str(syn / "annotations/train.json"), str(syn / "images/train")]) == 0
+    seg = demo_root / "segmentation/real"
+    assert main(["check", "seg", str(seg / "img_dir/train"), str(seg / "ann_dir/train"), str(seg / "classes.json")]) == 0
+    assert main(["check", "manifest", str(demo_root / "segmentation/generated/manifest.csv")]) == 0
+    assert capsys.readouterr().out.count("ok") == 4
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    assert main(["check", "coco-detection", str(bad), str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {bad}: malformed JSON")
+
+
+def test_module_entry_point_runs_as_a_subprocess(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "vsynth.data", "demo", "--out", str(tmp_path / "w"), "--images", "1", "--tasks", "keypoints"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "w/keypoints/real/data.yaml").is_file()

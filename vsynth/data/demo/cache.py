@@ -1,0 +1,65 @@
+"""Generate-once access to the demo world for the tasks (`ensure_demo`).
+
+A world is identified by a hash of everything that determines its content (task, seed, counts,
+size, demo version), so changing any of them gives a new folder and an unchanged request reuses
+the old one. Generation goes to a temporary sibling folder that is renamed into place: rename is
+atomic, so a folder under its final name is always complete, and two processes racing to create
+the same world both end up using one intact copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from vsynth.data.demo.world import TASKS
+from vsynth.data.demo.writer import DEFAULT_IMAGES, DEFAULT_SIZE, DEMO_VERSION, Log, default_counts, normalize_counts, write_demo
+from vsynth.errors import ConfigError
+
+
+def demo_key(task: str, seed: int, counts: dict | None, size: tuple[int, int]) -> str:
+    """Hex digest naming the world for these parameters (stable across runs and machines)."""
+    counts = normalize_counts(counts if counts is not None else default_counts(DEFAULT_IMAGES))
+    params = {"version": DEMO_VERSION, "task": task, "seed": int(seed), "counts": counts, "size": [int(v) for v in size]}
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
+
+
+def ensure_demo(
+    task: str,
+    cache_dir: str | Path,
+    seed: int,
+    counts: dict | None,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    log: Log | None = None,
+) -> Path:
+    """Return ``ROOT`` = ``cache_dir/<task>-<key>`` holding ``ROOT/<task>/...`` and ``ROOT/meta.json``,
+    generating it on first use.
+
+    ``counts`` is ``{domain: {split: n}}``, e.g. ``{"real": {"train": 200, "val": 50, "test": 100},
+    "synthetic": {"train": 200, "val": 50}, "generated": {"train": 200}}``; None means
+    ``default_counts(200)``. The cache location is the caller's choice (e.g. ``~/.cache/vsynth/demo``).
+    """
+    if task not in TASKS:
+        raise ConfigError(f"task must be one of {list(TASKS)}, got {task!r}")
+    cache_dir = Path(cache_dir).expanduser()
+    key = demo_key(task, seed, counts, size)[:16]
+    root = cache_dir / f"{task}-{key}"
+    if (root / "meta.json").is_file():
+        return root
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache_dir / f".tmp-{task}-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        write_demo(tmp, [task], seed, counts, size, final_root=root.absolute(), log=log)
+        try:
+            os.rename(tmp, root)
+        except OSError:
+            if not (root / "meta.json").is_file():  # not a lost race: a real failure
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return root
