@@ -33,6 +33,8 @@ class Task(ABC):
         self.cfg = cfg
         self.run = run
         self.device = torch.device("cpu")
+        #: global training step of the batch being trained (set by the loop before training_step)
+        self.global_step = 0
 
     # ---- data --------------------------------------------------------------------------
     @abstractmethod

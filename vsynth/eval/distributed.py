@@ -6,14 +6,34 @@ imported just to find that out (``import torch`` costs seconds, and the CLI neve
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
+_local_only = [False]
+
+
+@contextlib.contextmanager
+def local_only() -> Iterator[None]:
+    """Evaluate in this process alone, even under DDP.
+
+    The training loop scores the whole val/test split on rank 0 while the other ranks wait; a
+    gather inside ``compute()`` would then wait for ranks that never call it.
+    """
+    prev = _local_only[0]
+    _local_only[0] = True
+    try:
+        yield
+    finally:
+        _local_only[0] = prev
+
 
 def _initialised_dist() -> Any | None:
-    """``torch.distributed`` if a process group is initialised, else None."""
+    """``torch.distributed`` if a process group is initialised (and not in :func:`local_only`), else None."""
+    if _local_only[0]:
+        return None
     dist = sys.modules.get("torch.distributed")
     if dist is None or not dist.is_available() or not dist.is_initialized():
         return None

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from vsynth.errors import ConfigError
+from vsynth.eval.distributed import local_only
 from vsynth.run.context import RunContext
 from vsynth.task import Task
 
@@ -23,7 +24,7 @@ def evaluate_checkpoint(cfg, task: Task, ctx: RunContext) -> dict[str, Any]:
         raise ConfigError(f"eval.split={split}: this task has splits {list(task.eval_splits())}")
     path = Path(str(cfg.ckpt)).expanduser()
     model = task.load_for_eval(path).to(task.device).eval()
-    with torch.no_grad():
+    with torch.no_grad(), local_only():
         raw = task.evaluate(model, split)
     metrics = {f"{split}/{k}": v for k, v in raw.items()}
     metrics["eval/ckpt"] = str(path.resolve())

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from vsynth.data.mixed_dataset import MixedDataset, TaggedCollate
 from vsynth.data.mixer import MixBatchSampler, Source
 from vsynth.errors import ConfigError, NonFiniteLossError
+from vsynth.eval.distributed import local_only
 from vsynth.run.context import RunContext
 from vsynth.task import Task
 from vsynth.train import checkpoint as ckpt_io
@@ -162,13 +163,7 @@ class Trainer:
         return m
 
     def _evaluate(self, model, ema, split: str) -> dict[str, Any]:
-        metrics: dict[str, Any] = {}
-        if self.run.is_main:
-            with torch.no_grad():
-                raw = self.task.evaluate(self.eval_model(model, ema), split)
-            metrics = {f"{split}/{k}": v for k, v in raw.items()}
-        barrier()
-        return broadcast_object(metrics)
+        return self._eval_loaded(self.eval_model(model, ema), split)
 
     # ---- the loop ----------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
@@ -259,7 +254,7 @@ class Trainer:
                         state["phase"] = phase.name
                         train_mode_stale = True
                     if train_mode_stale:  # after a phase change or an evaluation
-                        set_train_mode(model, phase.freeze)
+                        set_train_mode(unwrap(model), phase.freeze)
                         train_mode_stale = False
                     counts = Counter(srcs)
                     if expected is not None and dict(counts) != {k: v for k, v in expected.items() if v}:
@@ -271,6 +266,7 @@ class Trainer:
                     state["composition"].update(counts)
                     state["batches"][label] = state["batches"].get(label, 0) + 1
 
+                    task.global_step = step  # tasks with step-dependent behaviour (multiscale) read it
                     cur_lr = sched(step)
                     for g in opt.param_groups:
                         g["lr"] = cur_lr
@@ -377,10 +373,11 @@ class Trainer:
         return out
 
     def _eval_loaded(self, eval_model: nn.Module, split: str) -> dict[str, Any]:
+        """Rank 0 scores the whole split (evaluators told not to gather); the others wait."""
         metrics: dict[str, Any] = {}
         if self.run.is_main:
             eval_model.eval()
-            with torch.no_grad():
+            with torch.no_grad(), local_only():
                 metrics = {f"{split}/{k}": v for k, v in self.task.evaluate(eval_model, split).items()}
         barrier()
         return broadcast_object(metrics)
