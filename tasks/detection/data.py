@@ -1,0 +1,318 @@
+"""Detection sources: COCO detection JSON + an images folder of any name, per source and split.
+
+* :func:`read_coco_boxes` reads one annotation file with the world helper's COCO parsing
+  (``vsynth.data.formats``: images, categories, references, one-line errors) but is lenient with
+  boxes: a degenerate box (non-finite, zero or negative width/height, or entirely outside its
+  image) is dropped, and a box sticking out of its image is clipped, with ONE warning line per
+  file giving the counts, so one bad box never crashes a run mid-epoch. A file without images or
+  without any usable box is an error (one line naming the file).
+* Classes are ordered by category id, as YOLOX's own ``COCODataset`` orders them, so a checkpoint
+  trained by YOLOX on the same files scores correctly here; every source must have the same class
+  names in the same order (checked with ``vsynth.data.formats.classes.check_same_classes``).
+* :class:`YoloxBoxes` serves one source to YOLOX's ``MosaicDetection`` (``pull_item``,
+  ``load_anno``, ``input_dim``), exactly like YOLOX's ``COCODataset`` does;
+  :class:`EvalImages` letterboxes images as YOLOX's ``ValTransform`` for evaluation.
+* :class:`DetectionData` resolves ``data.<source>.<split>`` (``coco`` + ``images``), filling in
+  the built-in demo world when ``data.demo.enabled`` and a path is not given.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import cv2
+import numpy as np
+
+from vsynth.errors import ConfigError, DataError
+from yolox.data.datasets.datasets_wrapper import Dataset as _YoloxDataset
+
+log = logging.getLogger("vsynth.detection")
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class BoxSet:
+    """One COCO detection file, cleaned: per image ``boxes`` (N, 4) xyxy pixels, ``labels`` (N,)
+    class indices, ``areas`` (N,) COCO areas, ``crowd`` (N,) bools."""
+
+    path: Path
+    images_dir: Path
+    files: list[Path]
+    image_ids: list[int]
+    sizes: list[tuple[int, int]]  # (height, width) from the annotation file
+    boxes: list[np.ndarray]
+    labels: list[np.ndarray]
+    areas: list[np.ndarray]
+    crowd: list[np.ndarray]
+    class_names: list[str]
+    category_ids: list[int]
+    dropped: int = 0
+    clipped: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def num_boxes(self) -> int:
+        return int(sum(len(b) for b in self.boxes))
+
+    def subset(self, indices: list[int] | np.ndarray) -> "BoxSet":
+        idx = [int(i) for i in indices]
+        pick = lambda xs: [xs[i] for i in idx]  # noqa: E731
+        return BoxSet(self.path, self.images_dir, pick(self.files), pick(self.image_ids), pick(self.sizes),
+                      pick(self.boxes), pick(self.labels), pick(self.areas), pick(self.crowd), self.class_names,
+                      self.category_ids, self.dropped, self.clipped, dict(self.extra))
+
+
+def clean_box(bbox: Any, width: int, height: int) -> tuple[np.ndarray | None, bool]:
+    """COCO ``[x, y, w, h]`` -> clipped xyxy, or None if degenerate; second value: was it clipped."""
+    try:
+        x, y, w, h = (float(v) for v in bbox)
+    except (TypeError, ValueError):
+        return None, False
+    if not all(math.isfinite(v) for v in (x, y, w, h)) or w <= 0 or h <= 0:
+        return None, False
+    x1, y1, x2, y2 = x, y, x + w, y + h
+    cx1, cy1, cx2, cy2 = max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height))
+    if cx2 - cx1 <= 0 or cy2 - cy1 <= 0:  # entirely outside the image
+        return None, False
+    clipped = (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2)
+    return np.array([cx1, cy1, cx2, cy2], dtype=np.float64), clipped
+
+
+def read_coco_boxes(images_dir: str | Path, annotation_json: str | Path, key: str, check_images: bool = True) -> BoxSet:
+    """Read and clean one COCO detection file (see the module docstring); ``key`` names it in messages."""
+    from vsynth.data.formats.coco_common import check_refs, parse_categories, parse_images, require_list
+    from vsynth.data.formats.io import load_json
+
+    path = Path(str(annotation_json)).expanduser()
+    images_dir = Path(str(images_dir)).expanduser()
+    if path.is_file() and not path.read_bytes().strip():
+        raise DataError(f"{path}: empty annotation file ({key})")
+    if not images_dir.is_dir():
+        raise DataError(f"{images_dir}: image folder not found ({key})")
+    doc = load_json(path)
+    images = parse_images(doc, path, images_dir, check_images)
+    if not images:
+        raise DataError(f"{path}: no images listed ({key}); an empty annotation file?")
+    cats = parse_categories(doc, path)
+    cats = sorted(cats, key=lambda c: int(c["id"]))  # YOLOX's class order: sorted category ids
+    category_ids = [int(c["id"]) for c in cats]
+    class_of = {cid: i for i, cid in enumerate(category_ids)}
+    order = list(images)
+    pos = {image_id: i for i, image_id in enumerate(order)}
+    boxes: list[list] = [[] for _ in order]
+    labels: list[list] = [[] for _ in order]
+    areas: list[list] = [[] for _ in order]
+    crowd: list[list] = [[] for _ in order]
+    anns = require_list(doc, "annotations", path)
+    dropped = clipped = 0
+    for n, ann in enumerate(anns):
+        if not isinstance(ann, dict):
+            raise DataError(f"{path}: annotations[{n}] is not an object")
+        image_id, category_id = check_refs(ann, path, n, images, set(category_ids))
+        rec = images[image_id]
+        box, was_clipped = clean_box(ann.get("bbox"), rec.width, rec.height)
+        if box is None:
+            dropped += 1
+            continue
+        clipped += int(was_clipped)
+        i = pos[image_id]
+        boxes[i].append(box)
+        labels[i].append(class_of[category_id])
+        try:
+            area = float(ann.get("area", (box[2] - box[0]) * (box[3] - box[1])))
+        except (TypeError, ValueError):
+            raise DataError(f"{path}: annotations[{n}] (id {ann.get('id')}) has a non-numeric 'area'") from None
+        areas[i].append(area)
+        crowd[i].append(bool(ann.get("iscrowd", 0)))
+    kept = len(anns) - dropped
+    if dropped or clipped:
+        log.warning("%s: dropped %d degenerate box(es) (zero/negative size or outside the image), clipped %d box(es) "
+                    "to the image; %d of %d boxes kept (%s)", path, dropped, clipped, kept, len(anns), key)
+    if kept == 0:
+        what = f"all {len(anns)} boxes are degenerate" if anns else "no annotations"
+        raise DataError(f"{path}: {what} ({key}); nothing to train or evaluate on")
+    return BoxSet(
+        path=path,
+        images_dir=images_dir,
+        files=[images[i].path for i in order],
+        image_ids=list(order),
+        sizes=[(images[i].height, images[i].width) for i in order],
+        boxes=[np.array(b, dtype=np.float64).reshape(-1, 4) for b in boxes],
+        labels=[np.array(lb, dtype=np.int64) for lb in labels],
+        areas=[np.array(a, dtype=np.float64) for a in areas],
+        crowd=[np.array(c, dtype=bool) for c in crowd],
+        class_names=[str(c["name"]) for c in cats],
+        category_ids=category_ids,
+        dropped=dropped,
+        clipped=clipped,
+    )
+
+
+def read_image(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise DataError(f"{path}: cannot read image")
+    return img
+
+
+def seeded_subset(n_total: int, n: int, seed: int, key: str) -> np.ndarray:
+    """The first ``n`` of a seeded permutation (depends on ``data.subset_seed`` only, never on ``seed``)."""
+    if n > n_total:
+        raise ConfigError(f"{key}={n} is larger than the {n_total} training images")
+    if n < 1:
+        raise ConfigError(f"{key}={n} must be >= 1")
+    return np.random.default_rng(int(seed)).permutation(n_total)[:n]
+
+
+# ---- YOLOX-facing datasets ----------------------------------------------------------------------
+class YoloxBoxes(_YoloxDataset):
+    """One source as YOLOX's ``COCODataset`` presents it to ``MosaicDetection``.
+
+    ``pull_item(i)`` -> (image resized to fit ``input_dim``, labels (N, 5) ``[x1, y1, x2, y2, class]``
+    in resized pixels, (height, width) of the original, ``[image id]``). Crowd boxes are left out
+    of training, as in YOLOX.
+    """
+
+    def __init__(self, boxes: BoxSet, img_size: tuple[int, int]) -> None:
+        super().__init__(tuple(img_size))
+        self.set = boxes
+        self.img_size = tuple(img_size)
+        self._labels = []
+        for b, lb, cr in zip(boxes.boxes, boxes.labels, boxes.crowd):
+            keep = ~np.asarray(cr, dtype=bool)
+            self._labels.append(np.concatenate([b[keep], lb[keep, None].astype(np.float64)], axis=1).reshape(-1, 5))
+
+    def __len__(self) -> int:
+        return len(self.set)
+
+    def _ratio(self, h: int, w: int) -> float:
+        return min(self.img_size[0] / h, self.img_size[1] / w)
+
+    def load_anno(self, index: int) -> np.ndarray:
+        h, w = self.set.sizes[index]
+        res = self._labels[index].copy()
+        res[:, :4] *= self._ratio(h, w)
+        return res
+
+    def pull_item(self, index: int):
+        img = read_image(self.set.files[index])
+        h, w = img.shape[:2]
+        r = self._ratio(h, w)
+        img = cv2.resize(img, (int(w * r), int(h * r)), interpolation=cv2.INTER_LINEAR).astype(np.uint8)
+        res = self._labels[index].copy()
+        res[:, :4] *= r
+        return img, res, (h, w), np.array([self.set.image_ids[index]])
+
+
+class EvalImages:
+    """Letterboxed evaluation images (YOLOX's ``ValTransform``: resize to fit, pad right/bottom
+    with 114, BGR float 0-255, CHW); items are ``(image, ratio, index)``."""
+
+    def __init__(self, boxes: BoxSet, test_size: tuple[int, int]) -> None:
+        self.set = boxes
+        self.test_size = tuple(test_size)
+
+    def __len__(self) -> int:
+        return len(self.set)
+
+    def __getitem__(self, index: int):
+        from yolox.data.data_augment import preproc
+
+        img = read_image(self.set.files[index])
+        x, r = preproc(img, self.test_size)
+        return x, float(r), index
+
+
+def collate_train(samples: list) -> dict[str, Any]:
+    """YOLOX training items (img CHW float32, padded labels (max_labels, 5) [cls, cx, cy, w, h], info, id)."""
+    import torch
+
+    imgs = torch.from_numpy(np.stack([s[0] for s in samples]))
+    targets = torch.from_numpy(np.stack([s[1] for s in samples]).astype(np.float32))
+    return {"img": imgs, "targets": targets}
+
+
+def collate_eval(samples: list) -> tuple[Any, list[float], list[int]]:
+    import torch
+
+    return torch.from_numpy(np.stack([s[0] for s in samples])), [s[1] for s in samples], [s[2] for s in samples]
+
+
+# ---- where the files are --------------------------------------------------------------------
+class DetectionData:
+    """Resolves ``data.<source>.<split>.{coco,images}`` (the demo fills what is null) and reads them once."""
+
+    def __init__(self, data_cfg: Mapping[str, Any], cache: Path, check_images: bool = True) -> None:
+        self.cfg = data_cfg
+        self.cache = cache
+        self.check_images = check_images
+        self._demo_root: Path | None = None
+        self._sets: dict[tuple[str, str], BoxSet] = {}
+
+    def _demo(self) -> Path | None:
+        demo = self.cfg.get("demo") or {}
+        if not demo.get("enabled", False):
+            return None
+        if self._demo_root is None:
+            from vsynth.data.demo import ensure_demo
+
+            counts = {d: {s: int(n) for s, n in (demo.get(d) or {}).items()} for d in ("real", "synthetic", "generated")
+                      if demo.get(d)}
+            size = tuple(int(v) for v in demo.get("image_size", (320, 240)))
+            log.info("demo world (detection): %s, generated on first use into %s", counts, self.cache / "demo")
+            self._demo_root = ensure_demo("detection", self.cache / "demo", int(demo.get("seed", 0)), counts, size,
+                                          log=lambda m: log.info("demo: %s", m))
+        return self._demo_root
+
+    def locate(self, source: str, split: str) -> tuple[Path, Path] | None:
+        """(images folder, annotation file) of ``source``/``split``, or None if not configured."""
+        scfg = self.cfg.get(source)
+        if scfg is None:
+            scfg = {}
+        entry = scfg.get(split) or {}
+        coco, images = entry.get("coco"), entry.get("images")
+        if coco is not None:
+            if images is None:
+                raise ConfigError(f"data.{source}.{split}.images: the image folder of {coco} is not set")
+            return Path(str(images)).expanduser(), Path(str(coco)).expanduser()
+        root = self._demo()
+        if root is None:
+            return None
+        from vsynth.data.demo.writer import DETECTION_IMAGE_FOLDERS
+
+        if source not in DETECTION_IMAGE_FOLDERS:
+            return None
+        ann = root / "detection" / source / "annotations" / f"instances_{split}.json"
+        if not ann.is_file():
+            return None
+        return root / "detection" / source / DETECTION_IMAGE_FOLDERS[source] / split, ann
+
+    def get(self, source: str, split: str) -> BoxSet:
+        key = (source, split)
+        if key not in self._sets:
+            where = self.locate(source, split)
+            cfg_key = f"data.{source}.{split}"
+            if where is None:
+                raise ConfigError(f"{cfg_key}.coco: no annotation file set for source '{source}', split '{split}'")
+            images, ann = where
+            if not ann.is_file():
+                raise DataError(f"{ann}: annotation file not found ({cfg_key}.coco)")
+            self._sets[key] = read_coco_boxes(images, ann, cfg_key, check_images=self.check_images)
+            s = self._sets[key]
+            log.info("%s: %d images, %d boxes, %d classes (%s)", cfg_key, len(s), s.num_boxes, len(s.class_names), ann)
+        return self._sets[key]
+
+    def classes(self, used: list[tuple[str, str]]) -> list[str]:
+        """The common class list of the given (source, split) files; differing lists are a DataError."""
+        from vsynth.data.formats.classes import check_same_classes
+
+        named = {f"{s}/{sp}": self.get(s, sp).class_names for s, sp in used}
+        return check_same_classes(named)
