@@ -47,7 +47,17 @@ def seed_everything(seed: int) -> None:
 
 
 def _error_line(e: BaseException) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    """The first line of an error; for one re-raised from a DataLoader worker, the worker's own line."""
+    text = str(e).strip()
+    if not text:
+        return type(e).__name__
+    if text.startswith("Caught ") and "Original Traceback" in text:  # torch's worker re-raise
+        last = text.splitlines()[-1]
+        prefix = f"{type(e).__module__}.{type(e).__name__}: "
+        for p in (prefix, f"{type(e).__name__}: "):
+            if last.startswith(p):
+                return last[len(p):]
+    return text.splitlines()[0]
 
 
 def run_job(cfg: DictConfig, run_dir: Path) -> int:

@@ -131,3 +131,13 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         ck.save_checkpoint(p, {"v": 2})
     assert p.read_bytes() == good
     assert [x.name for x in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_error_from_a_dataloader_worker_keeps_its_own_line():
+    from vsynth.app import _error_line
+    from vsynth.errors import DataError
+
+    wrapped = DataError("Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+                        '  File "x.py", line 1, in f\nvsynth.errors.DataError: /data/a.png: label 7 outside the 4 classes')
+    assert _error_line(wrapped) == "/data/a.png: label 7 outside the 4 classes"
+    assert _error_line(DataError("plain: message\nmore")) == "plain: message"

@@ -84,7 +84,7 @@ def test_ddp_two_gloo_processes_keep_exact_composition(tmp_path):
     d = tmp_path / "ddp"
     comp = json.loads((d / "composition.json").read_text())
     assert comp["world_size"] == 2 and comp["expected_per_batch"] == {"real": 2, "generated": 6}
-    assert list(comp["batches_by_composition"]) == ["6 generated + 2 real = 8 total"]
+    assert comp["batches_by_composition"] == {"6 generated + 2 real = 8 total": 2 * 5 * 2}  # both ranks
     # 88 real+generated samples -> 11 global batches -> 5 per rank; 2 epochs; both ranks counted
     assert comp["samples_per_source"] == {"real": 2 * 2 * 5 * 2, "generated": 6 * 2 * 5 * 2}
     assert json.loads((d / "status.json").read_text())["state"] == "done"

@@ -106,6 +106,7 @@ class Trainer:
             pin_memory=self.device.type == "cuda",
             generator=gen,
             persistent_workers=False,
+            worker_init_fn=_ignore_stop_signals if workers > 0 else None,
         )
 
     def _install_signal_handlers(self) -> None:
@@ -340,6 +341,7 @@ class Trainer:
 
         if run.world_size > 1:  # the record covers every rank's batches, not just rank 0's
             self.composition["samples_per_source"] = _sum_counters(state["composition"])
+            self.composition["batches_by_composition"] = _sum_counters(Counter(state["batches"]))
             self.composition["world_size"] = run.world_size
             run.write_json("composition.json", self.composition)
         if current is not None and tc.checkpoint.phase_snapshots and run.is_main:
@@ -381,6 +383,16 @@ class Trainer:
                 metrics = {f"{split}/{k}": v for k, v in self.task.evaluate(eval_model, split).items()}
         barrier()
         return broadcast_object(metrics)
+
+
+def _ignore_stop_signals(worker_id: int) -> None:  # noqa: ARG001
+    """DataLoader workers leave stop signals to the main process, which saves last.pt and ends them.
+
+    A scheduler may signal the whole process group; a worker dying on it would crash the run
+    instead of letting it stop cleanly as ``interrupted``.
+    """
+    for name in (*STOP_SIGNALS, "SIGINT"):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 def _sum_counters(counter: Counter) -> dict[str, int]:
