@@ -258,6 +258,34 @@ class InstanceEvaluator:
         if self._pending_images >= self.flush_images:
             self._flush()
 
+    def update(
+        self,
+        image_ids: Sequence[Hashable],
+        targets: Sequence[Mapping[str, Any]],
+        preds: Sequence[Mapping[str, Any]],
+    ) -> None:
+        """Add a batch of images (see the subclass docstring for the mapping keys)."""
+        if not (len(image_ids) == len(targets) == len(preds)):
+            raise DataError(
+                f"update(): {len(image_ids)} image ids, {len(targets)} targets and {len(preds)} preds; one each per image"
+            )
+        if len(image_ids) == 0:
+            return
+        parts = [
+            self._image_parts(local, image_id, target, pred, per_image_source("update()", image_id))
+            for local, (image_id, target, pred) in enumerate(zip(image_ids, targets, preds))
+        ]
+        gt = {key: np.concatenate([p[0][key] for p in parts]) for key in parts[0][0]}
+        det = {key: np.concatenate([p[1][key] for p in parts]) for key in parts[0][1]}
+        self._add_raw(self._register_image_ids(image_ids, "update()"), gt, det)
+
+    def _image_parts(self, local: int, image_id: Hashable, target: Mapping[str, Any], pred: Mapping[str, Any],
+                     src: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        raise NotImplementedError
+
+    def _add_raw(self, image_ids: np.ndarray, gt: dict[str, np.ndarray], det: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
     def _flush(self) -> None:
         if not self._pending:
             return

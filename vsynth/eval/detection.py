@@ -73,57 +73,38 @@ class DetectionEvaluator(InstanceEvaluator):
         self.box_format = check_box_format(box_format)
         super().__init__(categories, "coco", max_dets)
 
-    def update(
-        self,
-        image_ids: Sequence[Hashable],
-        targets: Sequence[Mapping[str, Any]],
-        preds: Sequence[Mapping[str, Any]],
-    ) -> None:
-        """Add a batch of images (see the class docstring for the mapping keys)."""
-        if not (len(image_ids) == len(targets) == len(preds)):
-            raise DataError(
-                f"update(): {len(image_ids)} image ids, {len(targets)} targets and {len(preds)} preds; one each per image"
-            )
-        if len(image_ids) == 0:
-            return
-        gt_parts: list[dict[str, np.ndarray]] = []
-        det_parts: list[dict[str, np.ndarray]] = []
-        for local, (image_id, target, pred) in enumerate(zip(image_ids, targets, preds)):
-            src = per_image_source("update()", image_id)
-            boxes = float_array(require(target, "boxes", src, "target"), src, "target 'boxes'", (None, 4))
-            n_gt = boxes.shape[0]
-            boxes = boxes_to_xywh(boxes, self.box_format)
-            labels = int_array(require(target, "labels", src, "target"), src, "target 'labels'", n_gt)
-            if "areas" in target:
-                areas = float_array(target["areas"], src, "target 'areas'", (n_gt,))
-            else:
-                areas = boxes[:, 2] * boxes[:, 3]
-            crowd = int_array(target.get("iscrowd", np.zeros(n_gt)), src, "target 'iscrowd'", n_gt) != 0
-            pboxes = float_array(require(pred, "boxes", src, "pred"), src, "pred 'boxes'", (None, 4))
-            n_det = pboxes.shape[0]
-            pboxes = boxes_to_xywh(pboxes, self.box_format)
-            scores = float_array(require(pred, "scores", src, "pred"), src, "pred 'scores'", (n_det,))
-            plabels = int_array(require(pred, "labels", src, "pred"), src, "pred 'labels'", n_det)
-            gt_parts.append(
-                {
-                    "image": np.full(n_gt, local, dtype=np.int64),
-                    "cat": self._category_index(labels, src, "target 'labels'"),
-                    "boxes": boxes,
-                    "areas": areas,
-                    "crowd": crowd,
-                }
-            )
-            det_parts.append(
-                {
-                    "image": np.full(n_det, local, dtype=np.int64),
-                    "cat": self._category_index(plabels, src, "pred 'labels'"),
-                    "score": scores,
-                    "boxes": pboxes,
-                }
-            )
-        gt = {key: np.concatenate([p[key] for p in gt_parts]) for key in gt_parts[0]}
-        det = {key: np.concatenate([p[key] for p in det_parts]) for key in det_parts[0]}
-        self._add_raw(self._register_image_ids(image_ids, "update()"), gt, det)
+    def _image_parts(self, local: int, image_id: Hashable, target: Mapping[str, Any], pred: Mapping[str, Any],
+                     src: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Validated ground-truth and detection arrays of one image (``local``: its index in the batch)."""
+        boxes = float_array(require(target, "boxes", src, "target"), src, "target 'boxes'", (None, 4))
+        n_gt = boxes.shape[0]
+        boxes = boxes_to_xywh(boxes, self.box_format)
+        labels = int_array(require(target, "labels", src, "target"), src, "target 'labels'", n_gt)
+        if "areas" in target:
+            areas = float_array(target["areas"], src, "target 'areas'", (n_gt,))
+        else:
+            areas = boxes[:, 2] * boxes[:, 3]
+        crowd = int_array(target.get("iscrowd", np.zeros(n_gt)), src, "target 'iscrowd'", n_gt) != 0
+        pboxes = float_array(require(pred, "boxes", src, "pred"), src, "pred 'boxes'", (None, 4))
+        n_det = pboxes.shape[0]
+        pboxes = boxes_to_xywh(pboxes, self.box_format)
+        scores = float_array(require(pred, "scores", src, "pred"), src, "pred 'scores'", (n_det,))
+        plabels = int_array(require(pred, "labels", src, "pred"), src, "pred 'labels'", n_det)
+        return (
+            {
+                "image": np.full(n_gt, local, dtype=np.int64),
+                "cat": self._category_index(labels, src, "target 'labels'"),
+                "boxes": boxes,
+                "areas": areas,
+                "crowd": crowd,
+            },
+            {
+                "image": np.full(n_det, local, dtype=np.int64),
+                "cat": self._category_index(plabels, src, "pred 'labels'"),
+                "score": scores,
+                "boxes": pboxes,
+            },
+        )
 
     def _add_raw(self, image_ids: np.ndarray, gt: dict[str, np.ndarray], det: dict[str, np.ndarray]) -> None:
         """Add already-validated flat arrays (``cat`` as category index); also used by coco_io."""

@@ -160,72 +160,53 @@ class KeypointEvaluator(InstanceEvaluator):
 
     # ---- input -------------------------------------------------------------------------------
 
-    def update(
-        self,
-        image_ids: Sequence[Hashable],
-        targets: Sequence[Mapping[str, Any]],
-        preds: Sequence[Mapping[str, Any]],
-    ) -> None:
-        """Add a batch of images (see the class docstring for the mapping keys)."""
-        if not (len(image_ids) == len(targets) == len(preds)):
-            raise DataError(
-                f"update(): {len(image_ids)} image ids, {len(targets)} targets and {len(preds)} preds; one each per image"
-            )
-        if len(image_ids) == 0:
-            return
+    def _image_parts(self, local: int, image_id: Hashable, target: Mapping[str, Any], pred: Mapping[str, Any],
+                     src: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Validated ground-truth and detection arrays of one image (``local``: its index in the batch)."""
         k = self.num_keypoints
-        gt_parts: list[dict[str, np.ndarray]] = []
-        det_parts: list[dict[str, np.ndarray]] = []
-        for local, (image_id, target, pred) in enumerate(zip(image_ids, targets, preds)):
-            src = per_image_source("update()", image_id)
-            kpts = float_array(require(target, "keypoints", src, "target"), src, "target 'keypoints'", (None, k, 3))
-            n_gt = kpts.shape[0]
-            boxes = float_array(require(target, "boxes", src, "target"), src, "target 'boxes'", (n_gt, 4))
-            boxes = boxes_to_xywh(boxes, self.box_format)
-            if "areas" in target:
-                areas = float_array(target["areas"], src, "target 'areas'", (n_gt,))
-            elif self.protocol == "coco":
-                raise DataError(
-                    f"{src}: target 'areas' is required with protocol='coco' (the OKS scale; COCO uses the "
-                    "annotation area, pass box w*h explicitly if that is what your annotations use)"
-                )
-            else:
-                areas = boxes[:, 2] * boxes[:, 3]
-            crowd = int_array(target.get("iscrowd", np.zeros(n_gt)), src, "target 'iscrowd'", n_gt) != 0
-            labels = self._labels(target, src, "target", n_gt)
-            if "num_keypoints" in target:
-                num_kp = int_array(target["num_keypoints"], src, "target 'num_keypoints'", n_gt)
-            else:
-                num_kp = (kpts[:, :, 2] > 0).sum(axis=1)
-            pk = to_numpy(require(pred, "keypoints", src, "pred"))
-            if pk.ndim == 3 and pk.shape[1:] == (k, 3):
-                pk = pk[:, :, :2]
-            elif pk.size and not (pk.ndim == 3 and pk.shape[1:] == (k, 2)):
-                raise DataError(
-                    f"{src}: pred 'keypoints' has shape {tuple(pk.shape)}, expected (N, {k}, 2) or (N, {k}, 3) "
-                    f"(one point per sigma)"
-                )
-            pk = float_array(pk, src, "pred 'keypoints'", (None, k, 2))
-            n_det = pk.shape[0]
-            scores = float_array(require(pred, "scores", src, "pred"), src, "pred 'scores'", (n_det,))
-            pred_labels = self._labels(pred, src, "pred", n_det)
-            gt_parts.append(
-                {
-                    "image": np.full(n_gt, local, dtype=np.int64),
-                    "cat": labels,
-                    "boxes": boxes,
-                    "areas": areas,
-                    "crowd": crowd,
-                    "num_keypoints": num_kp,
-                    "keypoints": kpts,
-                }
+        kpts = float_array(require(target, "keypoints", src, "target"), src, "target 'keypoints'", (None, k, 3))
+        n_gt = kpts.shape[0]
+        boxes = float_array(require(target, "boxes", src, "target"), src, "target 'boxes'", (n_gt, 4))
+        boxes = boxes_to_xywh(boxes, self.box_format)
+        if "areas" in target:
+            areas = float_array(target["areas"], src, "target 'areas'", (n_gt,))
+        elif self.protocol == "coco":
+            raise DataError(
+                f"{src}: target 'areas' is required with protocol='coco' (the OKS scale; COCO uses the "
+                "annotation area, pass box w*h explicitly if that is what your annotations use)"
             )
-            det_parts.append(
-                {"image": np.full(n_det, local, dtype=np.int64), "cat": pred_labels, "score": scores, "keypoints": pk}
+        else:
+            areas = boxes[:, 2] * boxes[:, 3]
+        crowd = int_array(target.get("iscrowd", np.zeros(n_gt)), src, "target 'iscrowd'", n_gt) != 0
+        labels = self._labels(target, src, "target", n_gt)
+        if "num_keypoints" in target:
+            num_kp = int_array(target["num_keypoints"], src, "target 'num_keypoints'", n_gt)
+        else:
+            num_kp = (kpts[:, :, 2] > 0).sum(axis=1)
+        pk = to_numpy(require(pred, "keypoints", src, "pred"))
+        if pk.ndim == 3 and pk.shape[1:] == (k, 3):
+            pk = pk[:, :, :2]
+        elif pk.size and not (pk.ndim == 3 and pk.shape[1:] == (k, 2)):
+            raise DataError(
+                f"{src}: pred 'keypoints' has shape {tuple(pk.shape)}, expected (N, {k}, 2) or (N, {k}, 3) "
+                f"(one point per sigma)"
             )
-        gt = {key: np.concatenate([p[key] for p in gt_parts]) for key in gt_parts[0]}
-        det = {key: np.concatenate([p[key] for p in det_parts]) for key in det_parts[0]}
-        self._add_raw(self._register_image_ids(image_ids, "update()"), gt, det)
+        pk = float_array(pk, src, "pred 'keypoints'", (None, k, 2))
+        n_det = pk.shape[0]
+        scores = float_array(require(pred, "scores", src, "pred"), src, "pred 'scores'", (n_det,))
+        pred_labels = self._labels(pred, src, "pred", n_det)
+        return (
+            {
+                "image": np.full(n_gt, local, dtype=np.int64),
+                "cat": labels,
+                "boxes": boxes,
+                "areas": areas,
+                "crowd": crowd,
+                "num_keypoints": num_kp,
+                "keypoints": kpts,
+            },
+            {"image": np.full(n_det, local, dtype=np.int64), "cat": pred_labels, "score": scores, "keypoints": pk},
+        )
 
     def _labels(self, mapping: Mapping[str, Any], src: str, side: str, n: int) -> np.ndarray:
         if "labels" not in mapping:
