@@ -101,9 +101,10 @@ def run_job(cfg: DictConfig, run_dir: Path) -> int:
         if ctx.is_main:
             ctx.write_json("metrics.json", metrics)
             status.finish("done", metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float))})
-            from vsynth.report.run_report import write_run_report
+            if not extra.get("report_written"):  # an experiment (kill switch) writes its own report.md
+                from vsynth.report.run_report import write_run_report
 
-            write_run_report(ctx, metrics, extra, status.data)
+                write_run_report(ctx, metrics, extra, status.data)
         log.info("Done in %.1fs", time.time() - t0)
     except VsynthError as e:
         _trace_logger().error("user error", exc_info=True)
@@ -143,6 +144,10 @@ def _execute(cfg: DictConfig, ctx: RunContext, device) -> tuple[dict[str, Any], 
 
     from vsynth.errors import ConfigError
 
+    if cfg.mode == "killswitch":  # an experiment of several runs: base, control and treatment, then a verdict
+        from vsynth.report.killswitch import run_killswitch
+
+        return run_killswitch(cfg, ctx)
     target = cfg.task.get("_target_")
     try:
         task_cls = get_class(target)
@@ -160,7 +165,7 @@ def _execute(cfg: DictConfig, ctx: RunContext, device) -> tuple[dict[str, Any], 
         from vsynth.train.evaluate import evaluate_checkpoint
 
         return evaluate_checkpoint(cfg, task, ctx), {}
-    raise ConfigError(f"mode must be train or eval, got '{cfg.mode}'")
+    raise ConfigError(f"mode must be train, eval or killswitch, got '{cfg.mode}'")
 
 
 def config_yaml(cfg: DictConfig) -> str:

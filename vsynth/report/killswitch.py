@@ -159,9 +159,10 @@ def render_report(summary: Mapping[str, Any], base: ArmSummary, control: ArmSumm
     """The experiment root's report.md."""
     metric, margin = summary["metric"], summary["margin"]
     lines = [f"# {title}", ""]
-    lines += [f"Question: does the treatment data ({treatment.description or treatment.name}) lift the model over the "
+    lines += [f"Question: does arm {treatment.name} ({treatment.description or 'treatment'}) lift the model over the "
               f"baseline by at least {margin * 100:.1f} pp {metric}, and how much of that is the treatment data "
-              f"itself (A - B, the control {control.description or control.name} differing only in the data mix)?", ""]
+              f"itself? Arm {control.name} ({control.description or 'control'}) differs from it only in the data "
+              f"mix, so {treatment.name} - {control.name} is the treatment data's contribution.", ""]
     header = "| run | " + " | ".join(metrics) + f" | Δ {metric} vs base | seeds | origin |"
     lines += [header, "|---|" + "---|" * (len(metrics) + 3)]
     for label, arm in (("base", base), ("B (control)", control), ("A (treatment)", treatment)):
@@ -232,13 +233,44 @@ def paired_contribution(treatment_runs: Sequence[Path], control_runs: Sequence[P
         ev = {tag: KeypointEvaluator.from_coco_files(gts[tag], str(files[tag][1]), sigmas=sigmas) for tag in files}
         states_a.append(ev["A"].bootstrap_state())
         states_b.append(ev["B"].bootstrap_state())
-    res = paired_bootstrap(states_a, states_b, metric=metric, samples=samples, seed=seed, level=level)
-    out = {"low": float(res["low"]), "high": float(res["high"]), "level": level, "samples": samples,
-           "num_images": len(gt_ref or [])}
-    for k in ("mean", "std", "p_value", "estimate"):
-        if k in res and res[k] is not None:
-            out[f"bootstrap_{k}"] = float(res[k])
-    return out
+    if len(pairs) == 1:
+        res = paired_bootstrap(states_a[0], states_b[0], metric=metric, n=samples, seed=seed, ci=level)
+    else:
+        res = _multi_seed_bootstrap(states_a, states_b, metric, samples, seed, level)
+    return {"low": float(res["low"]), "high": float(res["high"]), "level": level, "samples": samples,
+            "num_images": int(res["num_images"]), "delta": float(res["delta"]),
+            "prob_a_better": float(res["prob_a_better"]), "p_value": float(res["p_value"]), "pairs": len(pairs)}
+
+
+def _multi_seed_bootstrap(states_a: Sequence[Any], states_b: Sequence[Any], metric: str, n: int, seed: int,
+                          level: float) -> dict[str, Any]:
+    """``paired_bootstrap`` for several seeds: each resample scores mean over seeds of A minus of B.
+
+    The same image multiplicities are applied to every run, so image difficulty cancels out and
+    the interval covers test-image sampling; the seed-to-seed spread is reported separately.
+    """
+    import numpy as np
+
+    from vsynth.eval.bootstrap import metric_value
+
+    n_images = states_a[0].image_ids.size
+
+    def diff(weights):
+        va = [metric_value(s.summarize(weights), metric) for s in states_a]
+        vb = [metric_value(s.summarize(weights), metric) for s in states_b]
+        return float(np.mean(va) - np.mean(vb))
+
+    delta = diff(None)
+    rng = np.random.default_rng(seed)
+    deltas = np.array([diff(np.bincount(rng.integers(0, n_images, size=n_images), minlength=n_images))
+                       for _ in range(int(n))])
+    tail = (1 - level) / 2
+    finite = deltas[np.isfinite(deltas)]
+    low, high = (np.quantile(finite, [tail, 1 - tail]) if finite.size else (float("nan"), float("nan")))
+    le, ge = (float(np.mean(finite <= 0)), float(np.mean(finite >= 0))) if finite.size else (float("nan"),) * 2
+    return {"delta": delta, "low": float(low), "high": float(high), "num_images": int(n_images),
+            "prob_a_better": float(np.mean(finite > 0)) if finite.size else float("nan"),
+            "p_value": min(1.0, 2 * min(le, ge))}
 
 
 # ---- orchestration ---------------------------------------------------------------------------
@@ -313,13 +345,13 @@ class Orchestrator:
         if exp:
             args.append(f"experiment={exp}")
         args += passthrough_overrides(_command_overrides(self.ctx))
-        args += [str(o) for o in (self.ks.get("overrides") or [])]
         return args
 
     def command(self, arm: str, seed: int, run_dir: Path, init: str | None, mode: str = "train",
-                ckpt: str | None = None) -> list[str]:
-        cmd = [sys.executable, "-m", "vsynth", *self.base_args, f"mode={mode}", f"arm={arm}", f"seed={seed}",
-               f"name={self.cfg.task.name}-{arm}", f"hydra.run.dir={run_dir}"]
+                ckpt: str | None = None, baseline: bool = False) -> list[str]:
+        extra = (self.ks.base.get("overrides") if baseline else self.ks.get("overrides")) or []
+        cmd = [sys.executable, "-m", "vsynth", *self.base_args, *[str(o) for o in extra], f"mode={mode}",
+               f"arm={arm}", f"seed={seed}", f"name={self.cfg.task.name}-{arm}", f"hydra.run.dir={run_dir}"]
         cmd.append(f"init={init}" if init else "init=null")
         if ckpt:
             cmd.append(f"ckpt={ckpt}")
@@ -383,7 +415,8 @@ class Orchestrator:
                 return summary, str(ckpt)
             run_dir = self.root / f"{arm_name}-eval"
             m = self.launch("baseline (scoring base.ckpt)", self.command(arm_name, self.seeds[0], run_dir, None,
-                                                                          mode="eval", ckpt=str(ckpt)), run_dir)
+                                                                          mode="eval", ckpt=str(ckpt),
+                                                                          baseline=True), run_dir)
             summary.origin = f"scored here: {ckpt}"
             self._collect(summary, m, run_dir, None)
             return summary, str(ckpt)
@@ -393,7 +426,8 @@ class Orchestrator:
             return summary, init
         seed = self.seeds[0]
         run_dir = self.root / f"{arm_name}-seed{seed}"
-        m = self.launch(f"baseline arm {arm_name} (seed {seed})", self.command(arm_name, seed, run_dir, init), run_dir)
+        m = self.launch(f"baseline arm {arm_name} (seed {seed})",
+                        self.command(arm_name, seed, run_dir, init, baseline=True), run_dir)
         self._collect(summary, m, run_dir, seed)
         best = run_dir / "checkpoints" / "best.pt"
         return summary, str(best)

@@ -1,0 +1,110 @@
+"""The kill-switch orchestration with the arm runs faked (no training): commands, reuse, outputs."""
+
+import json
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from vsynth.report import killswitch as ks
+
+
+def _cfg(**killswitch):
+    base = OmegaConf.load(Path(__file__).resolve().parents[2] / "conf" / "experiment" / "kill_switch.yaml")
+    cfg = OmegaConf.create({"task": {"name": "keypoints"}, "seed": 0, "init": None, "killswitch": base.killswitch})
+    for k, v in killswitch.items():
+        OmegaConf.update(cfg, f"killswitch.{k}", v, merge=False)
+    return cfg
+
+
+class _Ctx:
+    def __init__(self, d):
+        self.dir = d
+
+
+def _coco(run: Path, quality: float):
+    """gt/predictions for 6 images with one vehicle each; predictions offset by (1 - quality) * 20 px."""
+    sig = [0.08] * 14
+    images, anns, preds = [], [], []
+    for i in range(6):
+        kp = [[20.0 + 5 * k, 30.0 + 3 * k, 2] for k in range(14)]
+        images.append({"id": i, "file_name": f"{i}.jpg", "width": 200, "height": 150})
+        anns.append({"id": i + 1, "image_id": i, "category_id": 1, "bbox": [15, 25, 80, 50], "area": 2120.0,
+                     "iscrowd": 0, "keypoints": [v for p in kp for v in p], "num_keypoints": 14})
+        off = (1 - quality) * 20 * (1 + (i % 3))
+        preds.append({"image_id": i, "category_id": 1, "score": 0.9, "bbox": [15, 25, 80, 50],
+                      "keypoints": [v for p in kp for v in (p[0] + off, p[1], 1.0)]})
+    gt = {"images": images, "annotations": anns,
+          "categories": [{"id": 1, "name": "vehicle", "keypoints": [f"p{k}" for k in range(14)], "kpt_oks_sigmas": sig}]}
+    (run / "gt_test.json").write_text(json.dumps(gt))
+    (run / "predictions_test.json").write_text(json.dumps(preds))
+
+
+def _fake_runs(monkeypatch, quality):
+    launched = []
+
+    def launch(self, label, cmd, run_dir):
+        launched.append(cmd)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        arm = next(c.split("=", 1)[1] for c in cmd if c.startswith("arm="))
+        q = quality[arm]
+        metrics = {"test/oks_map": q, "test/oks_map50": q + 0.1, "test/pck@0.05": q + 0.2}
+        (run_dir / "metrics.json").write_text(json.dumps(metrics))
+        (run_dir / "checkpoints").mkdir(exist_ok=True)
+        (run_dir / "checkpoints" / "best.pt").write_bytes(b"x")
+        _coco(run_dir, q)
+        return metrics
+
+    monkeypatch.setattr(ks.Orchestrator, "launch", launch)
+    monkeypatch.setattr(ks, "_command_overrides", lambda ctx: ["experiment=kill_switch", "data.real_subset=50",
+                                                               "killswitch.seeds=[0,1]", "hydra.run.dir=/x"])
+    monkeypatch.setattr(ks, "_experiment_choice", lambda ctx: "kill_switch")
+    return launched
+
+
+def test_trains_base_then_arms_from_its_best_checkpoint(monkeypatch, tmp_path):
+    launched = _fake_runs(monkeypatch, {"base": 0.30, "B": 0.31, "A": 0.335})
+    cfg = _cfg(seeds=[0, 1], bootstrap={"samples": 50, "seed": 0, "level": 0.95})
+    metrics, extra = ks.Orchestrator(cfg, _Ctx(tmp_path)).run()
+    arms = [next(c for c in cmd if c.startswith("arm=")) for cmd in launched]
+    assert arms == ["arm=base", "arm=B", "arm=B", "arm=A", "arm=A"]
+    base_best = str(tmp_path / "base-seed0" / "checkpoints" / "best.pt")
+    for cmd in launched[1:]:
+        assert f"init={base_best}" in cmd and "mode=train" in cmd and "data.real_subset=50" in cmd
+        assert "trainer.length=4" in cmd  # the arms' recipe (killswitch.overrides)
+        assert not any(c.startswith("killswitch.") for c in cmd)
+    assert "trainer.length=20" in launched[0] and "init=null" in launched[0]
+    assert f"hydra.run.dir={tmp_path / 'A-seed1'}" in launched[-1]
+    assert metrics["killswitch/verdict"] == "PASS"  # 0.335 >= 0.30 + 0.02
+    s = json.loads((tmp_path / "killswitch.json").read_text())
+    assert s["arms"]["A"]["seeds"] == [0, 1] and s["contribution"]["pairs"] == 2
+    assert s["contribution"]["mean"] == pytest.approx(0.025)
+    assert "VERDICT: PASS" in (tmp_path / "report.md").read_text()
+    assert extra["report_written"] is True
+
+
+def test_given_baseline_and_reused_control(monkeypatch, tmp_path):
+    launched = _fake_runs(monkeypatch, {"A": 0.21})
+    prior = tmp_path / "prior-B"
+    prior.mkdir()
+    (prior / "metrics.json").write_text(json.dumps({"test/oks_map": 0.2204, "test/oks_map50": 0.3, "test/pck@0.05": 0.4}))
+    (prior / "status.json").write_text(json.dumps({"state": "done", "seed": 0}))
+    _coco(prior, 0.2204)
+    cfg = _cfg(base={"arm": "base", "ckpt": None, "run": None, "overrides": [],
+                     "metrics": {"oks_map": 0.2199, "oks_map50": 0.35, "pck@0.05": 0.496}},
+               reuse={"B": str(prior)}, bootstrap={"samples": 20, "seed": 0, "level": 0.95})
+    root = tmp_path / "root"
+    metrics, _ = ks.Orchestrator(cfg, _Ctx(root)).run()
+    assert [next(c for c in cmd if c.startswith("arm=")) for cmd in launched] == ["arm=A"]
+    assert "init=null" in launched[0]  # no baseline checkpoint: the arms start from `init`
+    assert metrics["killswitch/verdict"] == "FAIL" and metrics["base/oks_map"] == 0.2199
+    s = json.loads((root / "killswitch.json").read_text())
+    assert s["arms"]["B"]["origin"].startswith("reused") and s["arms"]["base"]["measured"] is False
+
+
+def test_conflicting_baseline_sources(monkeypatch, tmp_path):
+    _fake_runs(monkeypatch, {})
+    cfg = _cfg(base={"arm": "base", "ckpt": None, "run": str(tmp_path), "overrides": [],
+                     "metrics": {"oks_map": 0.2}})
+    with pytest.raises(Exception, match="killswitch.base: set one of"):
+        ks.Orchestrator(cfg, _Ctx(tmp_path / "r")).run()
