@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vsynth.data.mixed_dataset import preview_items
 from vsynth.errors import ConfigError, DataError
 from vsynth.task import Task
 from vsynth.train.ema import unwrap
@@ -315,21 +315,11 @@ class DetectionTask(Task):
         n = int((self.tc.get("samples") or {}).get("per_source", 8))
         if n <= 0:
             return
-        state = (random.getstate(), np.random.get_state())
-        try:
-            for name, ds in sources.items():
-                k = min(n, len(ds))
-                items = []
-                for j in range(k):
-                    random.seed(10_000 + j)
-                    np.random.seed(10_000 + j)
-                    items.append(ds[int(j * len(ds) / k)])
-                tiles = self._batch_tiles(self.collate(items), [f"{name} #{j}" for j in range(k)], k)
-                img = draw.grid(tiles, cols=4, tile=256)
-                draw.write_png(self.run.samples / f"train_{name}.png", np.concatenate([draw.legend(img.shape[1], self.classes), img]))
-        finally:
-            random.setstate(state[0])
-            np.random.set_state(state[1])
+        for name, ds in sources.items():
+            items = preview_items(ds, n)
+            tiles = self._batch_tiles(self.collate(items), [f"{name} #{j}" for j in range(len(items))], len(items))
+            img = draw.grid(tiles, cols=4, tile=256)
+            draw.write_png(self.run.samples / f"train_{name}.png", np.concatenate([draw.legend(img.shape[1], self.classes), img]))
 
     def write_prediction_samples(self, model: nn.Module, split: str, out_dir: Path) -> None:
         """``samples/pred_<split>.png``: predictions (coloured, score >= task.samples.score) over ground truth (grey)."""

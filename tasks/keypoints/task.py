@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import random
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vsynth.data.mixed_dataset import preview_items
 from vsynth.errors import ConfigError, DataError
 from vsynth.task import Task
 from vsynth.train.ema import unwrap
@@ -307,23 +307,14 @@ class KeypointsTask(Task):
         n = int((self.tc.get("samples") or {}).get("per_source", 8))
         if n <= 0:
             return
-        state = (random.getstate(), np.random.get_state())
-        try:
-            for name, ds in sources.items():
-                items = []
-                for j in range(min(n, len(ds))):
-                    random.seed(10_000 + j)
-                    np.random.seed(10_000 + j)
-                    items.append(ds[int(j * len(ds) / min(n, len(ds)))])
-                batch = self.collate(items)
-                tiles = self._batch_tiles(batch, [f"{name} #{j}" for j in range(len(items))], n)
-                img = draw.grid(tiles, cols=4, tile=256)
-                draw.write_png(self.run.samples / f"train_{name}.png",
-                               np.concatenate([draw.legend(img.shape[1], self.schema.names, self._sides()), img]))
-                _reset_mosaic_buffer(ds)
-        finally:
-            random.setstate(state[0])
-            np.random.set_state(state[1])
+        for name, ds in sources.items():
+            items = preview_items(ds, n)
+            batch = self.collate(items)
+            tiles = self._batch_tiles(batch, [f"{name} #{j}" for j in range(len(items))], n)
+            img = draw.grid(tiles, cols=4, tile=256)
+            draw.write_png(self.run.samples / f"train_{name}.png",
+                           np.concatenate([draw.legend(img.shape[1], self.schema.names, self._sides()), img]))
+            _reset_mosaic_buffer(ds)
 
     def write_prediction_samples(self, model: nn.Module, split: str, out_dir: Path) -> None:
         """``samples/pred_<split>.png``: predictions (coloured, score >= task.samples.score) over ground truth (grey)."""

@@ -58,3 +58,23 @@ class TaggedCollate:
 
     def __call__(self, items: list[tuple[str, Any]]) -> tuple[Any, list[str]]:
         return self.collate([s for _, s in items]), [name for name, _ in items]
+
+
+def preview_items(dataset: Any, n: int, seed: int = 10_000) -> list:
+    """Up to ``n`` evenly spaced items for sample pictures, each augmented from its own fixed seed.
+
+    The global ``random``/``numpy.random`` state is restored afterwards, so drawing pictures before
+    training never changes what the training run does.
+    """
+    k = min(n, len(dataset))
+    state = (random.getstate(), np.random.get_state())
+    try:
+        items = []
+        for j in range(k):
+            random.seed(seed + j)
+            np.random.seed(seed + j)
+            items.append(dataset[int(j * len(dataset) / k)])
+        return items
+    finally:
+        random.setstate(state[0])
+        np.random.set_state(state[1])
