@@ -33,12 +33,16 @@ MIN_TRANSFER = 0.5
 
 
 def resolve_model_yaml(name: str | None) -> str:
-    """``model.cfg`` as ultralytics understands it: a bundled YAML name or an existing file."""
+    """``model.cfg`` as ultralytics understands it: an existing file, a YAML shipped in
+    ``tasks/keypoints/models/``, or the name of one bundled with ultralytics."""
     if not name:
         raise ConfigError("model.cfg: no model YAML given (e.g. yolo11n-pose.yaml)")
     p = Path(str(name)).expanduser()
     if p.is_file():
         return str(p.resolve())
+    bundled = Path(__file__).resolve().parent / "models" / str(name)  # vsynth's own (e.g. yolo11p-pose.yaml)
+    if len(p.parts) == 1 and bundled.is_file():
+        return str(bundled)
     if p.suffix not in (".yaml", ".yml"):
         raise ConfigError(f"model.cfg={name}: expected an ultralytics model YAML (e.g. yolo11n-pose.yaml)")
     if len(p.parts) > 1:

@@ -70,3 +70,9 @@ def test_a_vsynth_checkpoint_of_another_task_is_refused(tmp_path):
     save_checkpoint(p, {"task": "detection", "model": {}, "ema": None, "meta": {"task": "detection"}})
     with pytest.raises(CheckpointError, match="a checkpoint of task 'detection'"):
         read_weights(p, key="init")
+
+
+def test_demo_pico_model_yaml_is_found_by_name(hyp):
+    m = build_pose_model("yolo11p-pose.yaml", [14, 3], hyp, SIGMAS)
+    n = build_pose_model("yolo11n-pose.yaml", [14, 3], hyp, SIGMAS)
+    assert sum(p.numel() for p in m.parameters()) < 0.5 * sum(p.numel() for p in n.parameters())

@@ -1,0 +1,1 @@
+"""Model YAMLs shipped with the keypoints task (found by name through ``model.cfg``)."""
