@@ -8,6 +8,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from vsynth.report.pictures import grid, write_png  # noqa: F401  (re-exported for the task)
+
 GT_COLOUR = (200, 200, 200)  # BGR
 
 
@@ -46,22 +48,6 @@ def legend(width: int, names: Sequence[str]) -> np.ndarray:
     return bar
 
 
-def grid(tiles: list[np.ndarray], cols: int, tile: int) -> np.ndarray:
-    """Tiles resized to ``tile`` px squares (letterboxed), ``cols`` per row."""
-    if not tiles:
-        return np.zeros((tile, tile, 3), np.uint8)
-    cols = min(cols, len(tiles))
-    rows = (len(tiles) + cols - 1) // cols
-    out = np.full((rows * tile, cols * tile, 3), 24, np.uint8)
-    for n, t in enumerate(tiles):
-        h, w = t.shape[:2]
-        s = tile / max(h, w)
-        r = cv2.resize(t, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
-        y, x = (n // cols) * tile, (n % cols) * tile
-        out[y : y + r.shape[0], x : x + r.shape[1]] = r
-    return out
-
-
 def training_tile(img_chw: np.ndarray, targets: np.ndarray, names: Sequence[str], label: str) -> np.ndarray:
     """One augmented training image (float BGR CHW 0-255) with its [cls, cx, cy, w, h] targets."""
     img = np.ascontiguousarray(np.clip(img_chw, 0, 255).astype(np.uint8).transpose(1, 2, 0)).copy()
@@ -74,8 +60,3 @@ def training_tile(img_chw: np.ndarray, targets: np.ndarray, names: Sequence[str]
                  names[k] if 0 <= k < len(names) else str(k))
     caption(img, label)
     return img
-
-
-def write_png(path: Path, img: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), img)

@@ -14,6 +14,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from vsynth.report.pictures import grid, write_png  # noqa: F401  (re-exported for the task)
+
 # BGR
 LEFT, RIGHT, CENTER = (255, 140, 0), (0, 120, 255), (60, 200, 60)
 GT_COLOUR, BOX_COLOUR = (200, 200, 200), (0, 220, 255)
@@ -79,21 +81,6 @@ def legend(width: int, names: Sequence[str] | None, side: Sequence[str]) -> np.n
     return bar
 
 
-def grid(tiles: list[np.ndarray], cols: int, tile: int) -> np.ndarray:
-    """Tiles resized to ``tile`` px squares (letterboxed), ``cols`` per row."""
-    if not tiles:
-        return np.zeros((tile, tile, 3), np.uint8)
-    rows = (len(tiles) + cols - 1) // cols
-    out = np.full((rows * tile, cols * tile, 3), 24, np.uint8)
-    for n, t in enumerate(tiles):
-        h, w = t.shape[:2]
-        s = tile / max(h, w)
-        r = cv2.resize(t, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
-        y, x = (n // cols) * tile, (n % cols) * tile
-        out[y : y + r.shape[0], x : x + r.shape[1]] = r
-    return out
-
-
 def training_tile(img_chw: np.ndarray, kpts_norm: np.ndarray, boxes_xywhn: np.ndarray, side: Sequence[str],
                   flip_idx: Sequence[int] | None, label: str) -> np.ndarray:
     """One augmented training image (uint8 CHW, as the loader yields it) with its labels drawn."""
@@ -107,8 +94,3 @@ def training_tile(img_chw: np.ndarray, kpts_norm: np.ndarray, boxes_xywhn: np.nd
         draw_keypoints(img, pts, side, flip_idx, box=np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2]))
     caption(img, label)
     return img
-
-
-def write_png(path: Path, img: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), img)
