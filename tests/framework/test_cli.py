@@ -48,7 +48,8 @@ def test_run_writes_complete_run_folder(tiny_cli):
     status = json.loads((d / "status.json").read_text())
     assert status["state"] == "done" and status["seed"] == 0 and status["error"] is None
     metrics = json.loads((d / "metrics.json").read_text())
-    assert {"test/acc", "best/val/acc", "best/step"} <= set(metrics)
+    assert {"test/acc", "best/val/acc", "best/step", "val/acc", "val/loss"} <= set(metrics)
+    assert metrics["val/acc"] == metrics["best/val/acc"]
     assert "Batch composition: " in (d / "run.log").read_text()
     assert "torch: " in (d / "env.txt").read_text() and "git commit:" in (d / "env.txt").read_text()
     assert "## Final metrics" in (d / "report.md").read_text()

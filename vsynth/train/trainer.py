@@ -361,6 +361,7 @@ class Trainer:
             eval_model.load_state_dict(weights)
             out["best/step"] = best["step"]
             out[f"best/{best['metric']}"] = best["value"]
+            out.update(self._val_metrics_at(best["step"]))  # val/* of the evaluation that chose best.pt
             log.info("Best %s = %.4f at step %d", best["metric"], best["value"], best["step"])
         for split in self.task.eval_splits():
             if split == "val":
@@ -373,6 +374,19 @@ class Trainer:
             out["train/steps"] = self.state["step"]
             self.task.write_prediction_samples(eval_model, self.task.eval_splits()[-1], self.run.samples)
         return out
+
+    def _val_metrics_at(self, step: int) -> dict[str, Any]:
+        """The ``val/*`` numbers recorded in metrics.jsonl at ``step``."""
+        import json
+
+        path = self.run.path("metrics.jsonl")
+        if not path.is_file():
+            return {}
+        for line in path.read_text().splitlines():
+            rec = json.loads(line) if line.strip() else {}
+            if rec.get("step") == step:
+                return {k: v for k, v in rec.items() if k.startswith("val/")}
+        return {}
 
     def _eval_loaded(self, eval_model: nn.Module, split: str) -> dict[str, Any]:
         """Rank 0 scores the whole split (evaluators told not to gather); the others wait."""
