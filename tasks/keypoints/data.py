@@ -23,11 +23,10 @@ frames; the drawn list is written into the run folder.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -179,11 +178,6 @@ def _kpt_shape_from_labels(labels: Path, key: str) -> tuple[int, int]:
 
 # ---- synthetic: COCO keypoints, converted once ---------------------------------------------------
 
-def _file_sig(p: Path) -> str:
-    st = p.stat()
-    return f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
-
-
 def _coco_names(coco: Path, key: str) -> tuple[list[str] | None, list[int] | None, list[float] | None, int]:
     """Keypoint names, the flip map and OKS sigmas if the category has them, and the keypoint count."""
     try:
@@ -203,58 +197,30 @@ def _coco_names(coco: Path, key: str) -> tuple[list[str] | None, list[int] | Non
             len(names))
 
 
-def _convert(coco: Path, images: Path, out: Path, keypoint_map: Sequence[int] | None) -> int:
-    """COCO keypoints -> a YOLO-pose folder ``out/images`` (links) + ``out/labels`` (the world's writer)."""
-    from vsynth.data.formats.coco_keypoints import read_coco_keypoints
-    from vsynth.data.formats.yolo_pose import write_yolo_pose_labels
-
-    ds = read_coco_keypoints(coco, images)
-    if not ds.images or not ds.annotations:
-        raise DataError(f"data.synthetic.coco={coco}: no images or no annotations (empty source)")
-    stems = [Path(r.file_name or r.path.name).stem for r in ds.images]
-    if len(set(stems)) != len(stems):
-        raise DataError(f"data.synthetic.coco={coco}: two images share a file stem; YOLO labels are named by stem")
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    for r, stem in zip(ds.images, stems):
-        link = out / "images" / (stem + Path(r.path).suffix.lower())
-        try:
-            os.symlink(Path(r.path).resolve(), link)
-        except OSError:  # no symlinks (some filesystems): copy
-            shutil.copy2(r.path, link)
-    return write_yolo_pose_labels(ds, out / "labels", keypoint_map=keypoint_map)
-
-
 def convert_synthetic(coco: Path, images: Path | None, keypoint_map: Sequence[int] | None, cache: Path,
-                      key: str) -> Path:
-    """The YOLO-pose folder converted from ``coco`` with ``keypoint_map`` (cached; converted once)."""
+                      key: str, split: str = "train") -> Path:
+    """The images folder of ``coco`` converted to YOLO-pose with ``keypoint_map``, converted once.
+
+    The conversion is ``vsynth.data.formats.cached_coco_to_yolo_pose`` (the same one as
+    ``python -m vsynth.data convert-coco-pose``), cached under ``${paths.cache}/converted/keypoints``
+    and keyed by the JSON's size and mtime and the options, so an edited source is converted again.
+    """
+    from vsynth.data.formats import cached_coco_to_yolo_pose
+
     images = images or coco.parent
-    sig = json.dumps([CONVERT_VERSION, _file_sig(coco), str(images.resolve()),
-                      list(keypoint_map) if keypoint_map is not None else None])
-    h = hashlib.sha1(sig.encode()).hexdigest()[:12]
-    out = cache / "converted" / "keypoints" / f"{coco.stem}-{h}"
-    done = out / ".vsynth-converted"
-    if done.is_file():
-        log.info("%s: reusing the conversion of %s in %s", key, coco, out)
-        return out
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    cache_dir = cache / "converted" / "keypoints"
+    started = time.time_ns()
     try:
-        rows = _convert(coco, images, tmp, keypoint_map)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if rows == 0:
-        shutil.rmtree(tmp, ignore_errors=True)
+        result = cached_coco_to_yolo_pose(coco, images, cache_dir, split=split, keypoint_map=keypoint_map)
+    except (DataError, ConfigError) as e:
+        raise type(e)(f"{key}: {e}") from e
+    if result.num_objects == 0:
         raise DataError(f"{key}={coco}: no object survived the conversion (empty source)")
-    (tmp / ".vsynth-converted").write_text(sig + "\n")
-    if out.exists():  # another process converted it meanwhile
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
-    log.info("%s: converted %s -> %s (%d objects, keypoint map %s)", key, coco, out, rows,
-             list(keypoint_map) if keypoint_map is not None else "all")
-    return out
+    reused = (result.out_dir / "conversion.json").stat().st_mtime_ns < started
+    log.info("%s: %s %s as YOLO-pose in %s (%d images, %d objects, keypoint map %s)", key,
+             "reusing the conversion of" if reused else "converted", coco, result.out_dir,
+             result.num_images, result.num_objects, list(keypoint_map) if keypoint_map is not None else "all")
+    return result.images_dir
 
 
 def _images_in(folder: Path) -> list[str]:
@@ -355,10 +321,10 @@ class KeypointData:
                         f"data.synthetic.keypoint_map: {picked} keeps a point whose left/right partner it drops "
                         f"(synthetic flip map {flip}); keep both points of every pair")
             conv = convert_synthetic(coco, images, kmap, self.cache, key)
-            train = _images_in(conv / "images")
+            train = _images_in(conv)
             if not train:
                 raise DataError(f"{key}={coco}: the conversion produced no images (empty source)")
-            out.splits["train"] = str(conv / "images")
+            out.splits["train"] = str(conv)
             held = {s: sc.get(f"{s}_coco") or (d or {}).get(f"synthetic_{s}_coco") for s in ("val", "test")}
             if held["val"] or held["test"]:
                 for s, c in held.items():
@@ -369,8 +335,8 @@ class KeypointData:
                         raise DataError(f"data.synthetic.{use}_coco={c}: file not found")
                     imgs = sc.get(f"{use}_images") or (d or {}).get(f"synthetic_{use}_images") or images
                     imgs = Path(str(imgs)).expanduser() if imgs else None
-                    out.splits[s] = str(convert_synthetic(c, imgs, kmap, self.cache, f"data.synthetic.{use}_coco")
-                                        / "images")
+                    out.splits[s] = str(convert_synthetic(c, imgs, kmap, self.cache, f"data.synthetic.{use}_coco",
+                                                          split=use))
             else:
                 frac = float(sc.get("holdout", 0.2))
                 if not 0 < frac < 1:
@@ -382,7 +348,7 @@ class KeypointData:
                 rng = np.random.default_rng(np.random.SeedSequence([int(self.data.get("subset_seed", 0)), 7]))
                 perm = [order[i] for i in rng.permutation(len(order))]
                 hold, keep = perm[:n_hold], sorted(perm[n_hold:])
-                lists = conv / "lists"
+                lists = conv.parent.parent / "lists"
                 out.splits["train"] = write_list(lists / "train.txt", keep)
                 out.splits["val"] = write_list(lists / "val.txt", sorted(hold[: n_hold // 2]))
                 out.splits["test"] = write_list(lists / "test.txt", sorted(hold[n_hold // 2 :]))

@@ -75,11 +75,12 @@ def test_seeded_draw_is_order_independent():
 def test_synthetic_is_converted_once_with_the_keypoint_map(kp_cache, tmp_path, caplog):
     cfg = compose("arm=A", cache=kp_cache)
     first = KeypointData(cfg, kp_cache, tmp_path / "a").synthetic()
-    label = next(Path(first.splits["train"]).parent.joinpath("labels").glob("*.txt"))
+    root = Path(first.splits["train"]).parents[1]  # the cached conversion: lists/train.txt (hold-out split)
+    label = next(root.joinpath("labels").rglob("*.txt"))
     row = next(ln for ln in label.read_text().splitlines() if ln.strip())
     assert len(row.split()) == 5 + 14 * 3  # 24 synthetic points mapped onto the 14 real ones
     assert first.flip_idx[:4] == [1, 0, 3, 2]  # the synthetic flip map, restricted by the map
-    marker = Path(first.splits["train"]).parent / ".vsynth-converted"
+    marker = root / "conversion.json"
     mtime = marker.stat().st_mtime_ns
     with caplog.at_level("INFO", logger="vsynth.keypoints"):
         again = KeypointData(cfg, kp_cache, tmp_path / "b").synthetic()
