@@ -39,7 +39,7 @@ def test_cfg_job_prints_composed_config_from_any_directory(tmp_path):
 
 
 def test_run_writes_complete_run_folder(tiny_cli):
-    p = tiny_cli("trainer.length=1")
+    p = tiny_cli("trainer.length=1", "trainer.threads=1")
     assert p.returncode == 0, p.stderr
     d = _run_dir(p)
     for f in RUN_FILES:
@@ -51,6 +51,7 @@ def test_run_writes_complete_run_folder(tiny_cli):
     assert {"test/acc", "best/val/acc", "best/step", "val/acc", "val/loss"} <= set(metrics)
     assert metrics["val/acc"] == metrics["best/val/acc"]
     assert "Batch composition: " in (d / "run.log").read_text()
+    assert "trainer.threads=1: torch uses 1 CPU thread(s)" in (d / "run.log").read_text()
     assert "torch: " in (d / "env.txt").read_text() and "git commit:" in (d / "env.txt").read_text()
     assert "## Final metrics" in (d / "report.md").read_text()
 
@@ -99,6 +100,7 @@ def test_mode_eval_reproduces_final_test_metrics(tiny_cli):
         (["data.real_subset=1000"], "data.real_subset=1000 is larger than the 40 'real' training samples"),
         (["mode=eval", "ckpt=/nonexistent/model.pt"], "ckpt=/nonexistent/model.pt: file not found"),
         (["trainer.amp=fp8"], "trainer.amp must be auto, fp16, bf16 or off"),
+        (["trainer.threads=0"], "trainer.threads must be a positive integer or null, got 0"),
     ],
 )
 def test_bad_input_gives_one_line_and_failed_status(tiny_cli, override, needle):
@@ -127,9 +129,12 @@ def test_unknown_group_option_is_refused(tiny_cli):
     assert "Traceback" not in p.stderr
 
 
-def test_sigterm_saves_last_checkpoint_and_marks_interrupted(tiny_cli, tmp_path):
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])  # a scheduler's kill, a user's Ctrl-C
+def test_stop_signal_saves_last_checkpoint_and_marks_interrupted(tiny_cli, tmp_path, signame):
     import os
     import signal
+
+    sig = getattr(signal, signame)
 
     rd = tmp_path / "killed"
     args = tiny_args("trainer.length=400", "trainer.eval.interval=1000", "trainer.log_interval=1", f"hydra.run.dir={rd}")
@@ -139,11 +144,11 @@ def test_sigterm_saves_last_checkpoint_and_marks_interrupted(tiny_cli, tmp_path)
     for line in proc.stdout:  # wait until training is under way
         if line.startswith("step 20/"):
             break
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     proc.wait(timeout=120)
     assert proc.returncode == 3
     st = json.loads((rd / "status.json").read_text())
-    assert st["state"] == "interrupted" and "signal 15" in st["error"]
+    assert st["state"] == "interrupted" and f"signal {int(sig)}" in st["error"]
     from vsynth.train.checkpoint import load_checkpoint
 
     assert load_checkpoint(rd / "checkpoints" / "last.pt")["step"] >= 20

@@ -25,7 +25,7 @@ _claimed: dict[str, str] = {}
 _SAFE = re.compile(r"[^A-Za-z0-9._=,+@-]+")
 _LAST_KEYS = ("seed",)
 # overrides that say where or how to run, not what: never part of a job's identity
-_EXCLUDED_PREFIXES = ("hydra.", "hydra/", "paths.", "resume", "trainer.workers", "trainer.stop_at_step", "device")
+_EXCLUDED_PREFIXES = ("hydra.", "hydra/", "paths.", "resume", "trainer.workers", "trainer.threads", "trainer.stop_at_step", "device")
 
 
 def _claim(path: Path) -> Path:
@@ -98,10 +98,22 @@ def sweep_dir(outputs: str, name: str, overrides: Iterable[str]) -> str:
     return str(Path(outputs) / "sweeps" / f"{_SAFE.sub('_', name)}-{digest}")
 
 
+def package_file(package: str, relative: str) -> str:
+    """Absolute path of a file shipped inside an installed package (editable or wheel).
+
+    Configs use it as ``${vsynth_pkg_file:tasks.keypoints,weights/x.pt}`` so a bundled asset is
+    found wherever vsynth is installed, without a path relative to the working directory.
+    """
+    from importlib.resources import files
+
+    return str(Path(str(files(package))) / relative)
+
+
 def register_resolvers() -> None:
     """Idempotent: the entry point and submitit's unpickled jobs both call it."""
     OmegaConf.register_new_resolver("vsynth_run_dir", run_dir, replace=True)
     OmegaConf.register_new_resolver("vsynth_job_dir", lambda o: job_dir(list(o)), replace=True)
+    OmegaConf.register_new_resolver("vsynth_pkg_file", package_file, replace=True)
     OmegaConf.register_new_resolver(
         "vsynth_sweep_dir", lambda out, n, o: sweep_dir(out, n, list(o)), replace=True, use_cache=True
     )  # cached on the config: every job of a sweep (copies of the launcher's config) gets the same root

@@ -114,9 +114,13 @@ class Trainer:
 
         def handler(signum, frame):  # noqa: ARG001
             self._stop_signal = signum
+            if signum == signal.SIGINT:  # Ctrl-C: a second one stops at once (no last.pt)
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                log.warning("Ctrl-C: saving last.pt at the next step boundary (press Ctrl-C again to stop now)")
+                return
             log.warning("received signal %d: saving last.pt at the next step boundary", signum)
 
-        for name in STOP_SIGNALS:
+        for name in (*STOP_SIGNALS, "SIGINT"):
             sig = getattr(signal, name)
             try:
                 self._previous_handlers[sig] = signal.getsignal(sig)
@@ -320,7 +324,8 @@ class Trainer:
                     if self._stop_signal is not None or (stop_at is not None and step == int(stop_at) and step < total):
                         self._save("last.pt", model, ema, opt, scaler, state)
                         why = f"signal {self._stop_signal}" if self._stop_signal is not None else f"trainer.stop_at_step={stop_at}"
-                        prev = self._previous_handlers.get(self._stop_signal) if self._stop_signal else None
+                        prev = (self._previous_handlers.get(self._stop_signal)
+                                if self._stop_signal and self._stop_signal != signal.SIGINT else None)
                         raise TrainingInterrupted(f"stopped at step {step}/{total} ({why}); rerun the same command to resume",
                                                   chained=prev if callable(prev) else None, signum=self._stop_signal)
                     if step >= total or in_epoch >= spe:
