@@ -9,5 +9,6 @@ from setuptools import find_packages, setup
 setup(
     packages=find_packages(include=["vsynth", "vsynth.*", "tasks", "tasks.*"]) + ["vsynth.conf"],
     package_dir={"vsynth.conf": "conf"},
-    package_data={"vsynth.conf": ["*.yaml", "*/*.yaml", "*/*/*.yaml"], "": ["*.yaml"]},
+    package_data={"vsynth.conf": ["*.yaml", "*/*.yaml", "*/*/*.yaml"], "": ["*.yaml"],
+                  "tasks.keypoints": ["weights/*.pt", "weights/*.md"]},
 )

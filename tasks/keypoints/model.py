@@ -137,8 +137,8 @@ def transfer(model: nn.Module, state: dict[str, torch.Tensor], path: str | Path,
     return n, total
 
 
-def init_from(model: nn.Module, path: str | Path) -> str:
+def init_from(model: nn.Module, path: str | Path, key: str = "init") -> str:
     """Load ``init=PATH`` into ``model``; returns a line for run.log."""
-    w = read_weights(path, key="init")
-    n, total = transfer(model, w["state"], path, key="init")
+    w = read_weights(path, key=key)
+    n, total = transfer(model, w["state"], path, key=key)
     return f"init: {n}/{total} tensors from {w['kind']} checkpoint {Path(str(path)).expanduser().resolve()}"

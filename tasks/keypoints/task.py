@@ -143,9 +143,30 @@ class KeypointsTask(Task):
         model = self._fresh_model()
         if self.cfg.get("init"):
             log.info(init_from(model, str(self.cfg.init)))
+        elif (demo_init := self._demo_init()) is not None:
+            log.info("%s (data.demo.init: the demo world's pretrained model; data.demo.init=null for fresh weights)",
+                     init_from(model, demo_init, key="data.demo.init"))
         else:
             log.info("init: fresh weights for %s (no init checkpoint)", self.cfg.model.cfg)
         return model
+
+    def _demo_init(self) -> str | None:
+        """The demo world's pretrained checkpoint, when the demo data and its model are in use.
+
+        It stands in for the COCO-pretrained checkpoint users fine-tune (offline, no download);
+        a different ``model.cfg`` trains from fresh weights instead of half-loading it.
+        """
+        demo = self.cfg.data.get("demo") or {}
+        if not demo.get("enabled") or not demo.get("init"):
+            return None
+        path = Path(str(demo.init)).expanduser()
+        meta = read_weights(path, key="data.demo.init", task_name=self.name).get("meta", {})
+        made_for = Path(str(meta.get("model", ""))).name
+        if made_for and made_for != Path(str(self.cfg.model.cfg)).name:
+            log.warning("data.demo.init was pretrained for %s, not model.cfg=%s: training from fresh weights",
+                        made_for, self.cfg.model.cfg)
+            return None
+        return str(path)
 
     def checkpoint_meta(self) -> dict[str, Any]:
         return {"task": self.name, "model": str(self.cfg.model.cfg), "kpt_shape": list(self.schema.kpt_shape)}

@@ -31,5 +31,13 @@ def test_without_ema_keeps_the_raw_weights_and_cli_reports_errors(tmp_path, caps
     _ckpt(src, with_ema=False)
     assert main([str(src), str(dst)]) == 0
     assert torch.equal(load_checkpoint(dst)["model"]["w"], torch.ones(3, 2))
+    _ckpt(src, with_ema=True)
+    assert main([str(src), str(dst), "--weights", "model"]) == 0  # the raw weights although an EMA exists
+    assert torch.equal(load_checkpoint(dst)["model"]["w"], torch.ones(3, 2))
+    assert load_checkpoint(dst)["meta"]["weights"] == "model"
+    assert main([str(src), str(dst), "--drop", "bn."]) == 0  # an output layer to learn afresh
+    assert set(load_checkpoint(dst)["model"]) == {"w"} and load_checkpoint(dst)["meta"]["dropped"] == [
+        "bn.num_batches_tracked"]
+    assert main([str(src), str(dst), "--drop", "head."]) == 2  # a prefix matching nothing is a typo
     assert main([str(tmp_path / "nope.pt"), str(dst)]) == 2
     assert "src=" in capsys.readouterr().err

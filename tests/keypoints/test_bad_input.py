@@ -23,6 +23,20 @@ def test_missing_init_file(kp_cli, tmp_path):
     _fails(p, rd, "init=", "nope.pt", "file not found")
 
 
+def test_missing_demo_init_file(kp_cli, tmp_path):
+    p, rd = kp_cli("arm=B", f"data.demo.init={tmp_path / 'gone.pt'}")
+    _fails(p, rd, "data.demo.init=", "gone.pt", "file not found")
+
+
+def test_demo_init_is_skipped_for_another_model(kp_cli):
+    """The demo's checkpoint is a yolo11p-pose: another model trains from fresh weights, with a warning."""
+    p, rd = kp_cli("arm=B", "model=yolo11n_pose")
+    assert p.returncode == 0, p.stderr[-3000:]
+    log = (rd / "run.log").read_text()
+    assert "data.demo.init was pretrained for yolo11p-pose.yaml, not model.cfg=yolo11n-pose.yaml" in log
+    assert "init: fresh weights" in log
+
+
 def test_init_that_is_not_a_checkpoint(kp_cli, tmp_path):
     bad = tmp_path / "garbage.pt"
     bad.write_bytes(b"not a checkpoint")

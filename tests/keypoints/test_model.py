@@ -76,3 +76,22 @@ def test_demo_pico_model_yaml_is_found_by_name(hyp):
     m = build_pose_model("yolo11p-pose.yaml", [14, 3], hyp, SIGMAS)
     n = build_pose_model("yolo11n-pose.yaml", [14, 3], hyp, SIGMAS)
     assert sum(p.numel() for p in m.parameters()) < 0.5 * sum(p.numel() for p in n.parameters())
+
+
+def test_shipped_demo_init_and_the_preset_that_makes_it():
+    """The demo's starting checkpoint is in the package, small, and made from a world the demo never sees."""
+    from pathlib import Path
+
+    from tests.keypoints.conftest import compose
+    from vsynth.run.dirs import package_file
+
+    cfg = compose()
+    path = Path(str(cfg.data.demo.init))
+    assert path == Path(package_file("tasks.keypoints", "weights/demo_yolo11p_pose.pt")) and path.is_file()
+    assert path.stat().st_size < 4_000_000
+    w = read_weights(path, key="data.demo.init")
+    assert w["kind"] == "vsynth" and w["meta"]["model"] == "yolo11p-pose.yaml" and w["meta"]["kpt_shape"] == [14, 3]
+    assert sorted(w["meta"]["dropped"]) == [f"model.23.cv4.{i}.2.{p}" for i in range(3) for p in ("bias", "weight")]
+    assert cfg.model.cfg == "yolo11p-pose.yaml"
+    pre = compose("experiment=keypoints_demo_pretrain")
+    assert pre.data.demo.seed != cfg.data.demo.seed and pre.data.demo.init is None and pre.arm.name == "base"
