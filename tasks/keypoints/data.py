@@ -85,51 +85,26 @@ def _plain(x: Any) -> Any:
     return x
 
 
-def _names_list(kpt_names: Any) -> list[str] | None:
-    """ultralytics' ``kpt_names`` ({class: [names]}) or a plain list -> a list of names."""
-    kpt_names = _plain(kpt_names)
-    if not kpt_names:
-        return None
-    if isinstance(kpt_names, Mapping):
-        first = kpt_names.get(0, next(iter(kpt_names.values())))
-        return [str(n) for n in first]
-    return [str(n) for n in kpt_names]
-
-
 # ---- real: ultralytics data YAML or a YOLO-pose folder -----------------------------------------
 
 def read_data_yaml(path: str | Path, key: str = "data.real.yaml") -> SplitSet:
-    """An ultralytics pose data YAML, with every split resolved to an absolute existing path."""
-    import yaml
+    """An ultralytics pose data YAML (read by ``vsynth.data.formats``), every split an existing path.
+
+    A relative split needs an absolute ``path:`` (see ``read_yolo_pose_yaml(relative_root="refuse")``).
+    """
+    from vsynth.data.formats import read_yolo_pose_yaml
 
     p = Path(str(path)).expanduser()
     if not p.is_file():
         raise DataError(f"{key}={p}: file not found")
     try:
-        d = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise DataError(f"{key}={p}: not valid YAML ({str(e).splitlines()[0]})") from e
-    if not isinstance(d, dict):
-        raise DataError(f"{key}={p}: expected a mapping with path/train/val/test/kpt_shape")
-    root = d.get("path")
-    root_p = Path(str(root)).expanduser() if root else None
+        spec = read_yolo_pose_yaml(p, relative_root="refuse")
+    except DataError as e:  # the reader names the file; the key goes in front
+        raise DataError(f"{key}={e}") from e
     out = SplitSet(name="real", key=key)
-    for split in SPLITS:
-        v = d.get(split)
-        if not v:
-            continue
-        if isinstance(v, list):
-            raise DataError(f"{key}={p}: '{split}' is a list; vsynth needs one folder or list file per split")
-        sp = Path(str(v)).expanduser()
-        if not sp.is_absolute():
-            if root_p is None or not root_p.is_absolute():
-                raise DataError(
-                    f"{key}={p}: '{split}: {v}' is a relative path and 'path:' is "
-                    f"{'missing' if root_p is None else f'relative ({root})'}; set 'path:' to the dataset root as an "
-                    "absolute path (ultralytics would resolve it against its own datasets_dir)")
-            sp = root_p / sp
+    for split, sp in spec.splits.items():
         if not sp.exists():
-            raise DataError(f"{key}={p}: '{split}: {v}' -> {sp} does not exist")
+            raise DataError(f"{key}={p}: '{split}' -> {sp} does not exist")
         out.splits[split] = str(sp)
     for split in ("train", "val"):
         if split not in out.splits:
@@ -137,15 +112,10 @@ def read_data_yaml(path: str | Path, key: str = "data.real.yaml") -> SplitSet:
     if "test" not in out.splits:
         log.warning("%s=%s has no 'test' split: the final test scores the val split", key, p)
         out.splits["test"] = out.splits["val"]
-    shape = d.get("kpt_shape")
-    if not (isinstance(shape, list) and len(shape) == 2 and int(shape[0]) > 0 and int(shape[1]) in (2, 3)):
-        raise DataError(f"{key}={p}: 'kpt_shape' must be [number of keypoints, 2 or 3], got {shape!r}")
-    out.k, out.ndim = int(shape[0]), int(shape[1])
-    if d.get("flip_idx") is not None:
-        out.flip_idx = [int(i) for i in d["flip_idx"]]
-    out.names = _names_list(d.get("kpt_names"))
-    if d.get("kpt_oks_sigmas") is not None:
-        out.sigmas = [float(s) for s in d["kpt_oks_sigmas"]]
+    out.k, out.ndim = spec.kpt_shape
+    out.flip_idx = list(spec.flip_idx) if spec.flip_idx is not None else None
+    out.names = list(spec.kpt_names) if spec.kpt_names else None
+    out.sigmas = list(spec.kpt_oks_sigmas) if spec.kpt_oks_sigmas is not None else None
     return out
 
 

@@ -19,7 +19,7 @@ from vsynth.data.formats import (
     read_yolo_pose_yaml,
     yolo_pose_to_coco_keypoints,
 )
-from vsynth.errors import ConfigError
+from vsynth.errors import ConfigError, DataError
 
 
 @pytest.fixture()
@@ -111,3 +111,14 @@ def test_yolo_pose_to_coco_for_evaluation(demo_root: Path, tmp_path: Path) -> No
 
     coco = COCO(str(out))
     assert len(coco.getImgIds()) == 2 and coco.loadCats(1)[0]["keypoints"] == KEYPOINT_NAMES_14
+
+
+def test_yolo_pose_yaml_relative_root_resolves_or_refuses(tmp_path):
+    """Files vsynth wrote resolve against their folder; training refuses (ultralytics' datasets_dir differs)."""
+    y = tmp_path / "data.yaml"
+    y.write_text("train: images/train\nval: images/val\nkpt_shape: [14, 3]\nnames: {0: vehicle}\n")
+    assert read_yolo_pose_yaml(y).splits["train"] == tmp_path / "images" / "train"
+    with pytest.raises(DataError, match="'train: images/train' is a relative path and 'path:' is missing"):
+        read_yolo_pose_yaml(y, relative_root="refuse")
+    y.write_text(f"path: {tmp_path}\ntrain: images/train\nkpt_shape: [14, 3]\nnames: {{0: vehicle}}\n")
+    assert read_yolo_pose_yaml(y, relative_root="refuse").splits["train"] == tmp_path / "images" / "train"

@@ -117,10 +117,10 @@ def test_data_yaml_with_relative_paths_and_no_absolute_root(tmp_path):
     y.write_text("train: images/train\nval: images/val\nkpt_shape: [14, 3]\nnames: {0: vehicle}\n")
     with pytest.raises(DataError, match="relative path and 'path:' is missing"):
         read_data_yaml(y)
-    y.write_text("path: some/where\ntrain: images/train\nval: images/val\nkpt_shape: [14, 3]\n")
+    y.write_text("path: some/where\ntrain: images/train\nval: images/val\nkpt_shape: [14, 3]\nnames: {0: vehicle}\n")
     with pytest.raises(DataError, match="relative"):
         read_data_yaml(y)
-    y.write_text(f"path: {tmp_path}\ntrain: images/train\nval: images/val\nkpt_shape: [14, 3]\n")
+    y.write_text(f"path: {tmp_path}\ntrain: images/train\nval: images/val\nkpt_shape: [14, 3]\nnames: {{0: vehicle}}\n")
     with pytest.raises(DataError, match="does not exist"):  # absolute root, missing val folder
         read_data_yaml(y)
 

@@ -63,8 +63,14 @@ def _names_list(value, path: Path, key: str) -> list[str]:
     raise DataError(f"{path}: '{key}' must be a list or a mapping of class index to name")
 
 
-def read_yolo_pose_yaml(data_yaml: str | Path) -> YoloPoseSpec:
-    """Parse a pose data YAML; relative split folders resolve against ``path`` (or the YAML's folder)."""
+def read_yolo_pose_yaml(data_yaml: str | Path, relative_root: str = "yaml") -> YoloPoseSpec:
+    """Parse a pose data YAML; relative split folders resolve against ``path``.
+
+    ``relative_root`` says what a missing or relative ``path:`` means: ``"yaml"`` resolves it
+    against the YAML's folder (convenient for files vsynth wrote); ``"refuse"`` raises instead, for
+    training, because ultralytics itself resolves it against its own ``datasets_dir`` setting and
+    the same YAML would then mean different folders to the two tools.
+    """
     path = Path(data_yaml)
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -80,16 +86,25 @@ def read_yolo_pose_yaml(data_yaml: str | Path) -> YoloPoseSpec:
     if "names" not in doc:
         raise DataError(f"{path}: missing 'names'")
     names = _names_list(doc["names"], path, "names")
-    root = Path(doc.get("path") or path.parent)
-    if not root.is_absolute():
+    if relative_root not in ("yaml", "refuse"):
+        raise ValueError(f"relative_root must be 'yaml' or 'refuse', got {relative_root!r}")
+    given = doc.get("path")
+    root = Path(str(given or path.parent)).expanduser()
+    if not root.is_absolute() and relative_root == "yaml":
         root = (path.parent / root).resolve()
     splits = {}
     for split in ("train", "val", "test"):
         value = doc.get(split)
         if isinstance(value, str) and value:
-            splits[split] = root / value
+            sp = Path(value).expanduser()
+            if not sp.is_absolute() and relative_root == "refuse" and (not given or not root.is_absolute()):
+                raise DataError(
+                    f"{path}: '{split}: {value}' is a relative path and 'path:' is "
+                    f"{'missing' if not given else f'relative ({given})'}; set 'path:' to the dataset root as an "
+                    "absolute path (ultralytics would resolve it against its own datasets_dir)")
+            splits[split] = root / sp
         elif value not in (None, "", []):
-            raise DataError(f"{path}: '{split}' must be one folder path (lists of folders are not supported here)")
+            raise DataError(f"{path}: '{split}' must be one folder or list file (lists of folders are not supported)")
     kpt_names = doc.get("kpt_names")
     if isinstance(kpt_names, dict):
         kpt_names = kpt_names.get(0, next(iter(kpt_names.values()), None))
