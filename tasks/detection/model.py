@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from vsynth.errors import CheckpointError, ConfigError
+from vsynth.train.transfer import load_matched, match_state
 
 log = logging.getLogger("vsynth.detection")
 
@@ -147,16 +148,9 @@ def transfer(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | Pa
     ``strict``: every model tensor must be in ``state`` with its shape. Otherwise at least
     :data:`MIN_TRANSFER` of the model's tensors must fit (an unrelated checkpoint is refused).
     """
-    own = model.state_dict()
-    matched, skipped, missing = {}, [], []
-    for k, v in own.items():
-        if k not in state:
-            missing.append(k)
-        elif tuple(state[k].shape) != tuple(v.shape):
-            skipped.append((k, tuple(state[k].shape), tuple(v.shape)))
-        else:
-            matched[k] = state[k]
-    n, total = len(matched), len(own)
+    m = match_state(model, state)
+    skipped, missing = m.skipped, m.missing
+    n, total = m.loaded, m.total
     if strict and n != total:
         example = (f"{skipped[0][0]}: {list(skipped[0][1])} in the file vs {list(skipped[0][2])} in the model"
                    if skipped else f"{missing[0]} missing")
@@ -165,8 +159,7 @@ def transfer(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | Pa
     if n < MIN_TRANSFER * total:
         raise CheckpointError(f"{key}={path}: only {n} of {total} tensors fit {model_name}; is it a checkpoint of "
                               "another model size? choose the matching model=yolox_*")
-    own.update({k: v.to(own[k].dtype) for k, v in matched.items()})
-    model.load_state_dict(own)
+    load_matched(model, m)
     return {"loaded": n, "total": total, "skipped": skipped, "missing": missing}
 
 

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from vsynth.errors import CheckpointError, ConfigError
+from vsynth.train.transfer import load_matched, match_state
 
 log = logging.getLogger("vsynth.keypoints")
 
@@ -122,18 +123,15 @@ def read_weights(path: str | Path, key: str = "init", task_name: str = "keypoint
 def transfer(model: nn.Module, state: dict[str, torch.Tensor], path: str | Path, key: str = "init",
              strict: bool = False) -> tuple[int, int]:
     """Copy tensors of matching name and shape into ``model``; refuse an unrelated checkpoint."""
-    own = model.state_dict()
-    matched = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
-    n, total = len(matched), len(own)
+    m = match_state(model, state)
+    n, total = m.loaded, m.total
     if strict and n != total:
-        missing = [k for k in own if k not in matched][:3]
         raise CheckpointError(f"{key}={path}: does not fit this model ({total - n} of {total} tensors differ, "
-                              f"e.g. {missing}); check model.cfg and the keypoint count")
+                              f"e.g. {m.unfit[:3]}); check model.cfg and the keypoint count")
     if n < MIN_TRANSFER * total:
         raise CheckpointError(f"{key}={path}: only {n} of {total} tensors fit model.cfg; is it a checkpoint of "
                               "another architecture? set model.cfg to the checkpoint's model YAML")
-    own.update({k: v.to(own[k].dtype) for k, v in matched.items()})
-    model.load_state_dict(own)
+    load_matched(model, m)
     return n, total
 
 

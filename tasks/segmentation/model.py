@@ -31,6 +31,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from vsynth.errors import CheckpointError, ConfigError
+from vsynth.train.transfer import load_matched, match_state
 
 log = logging.getLogger("vsynth.segmentation")
 
@@ -274,19 +275,17 @@ def read_state(path: str | Path, key: str = "init") -> tuple[dict[str, torch.Ten
 def transfer(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | Path, key: str = "init",
              strict: bool = False) -> tuple[int, int, list[str], list[str]]:
     """Copy tensors of matching name and shape; returns (copied, total, shape mismatches, missing)."""
-    own = model.state_dict()
     if state and all(k.startswith("module.") for k in state):  # saved from a DDP wrapper
         state = {k[len("module."):]: v for k, v in state.items()}
-    matched = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
-    mismatched = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in state
-                  if k in own and tuple(state[k].shape) != tuple(own[k].shape)]
-    missing = [k for k in own if k not in state]
-    n, total = len(matched), len(own)
+    m = match_state(model, state)
+    mismatched = [f"{k} {a} vs {b}" for k, a, b in m.skipped]
+    missing = m.missing
+    n, total = m.loaded, m.total
     if strict and n != total:
         raise CheckpointError(f"{key}={path}: does not fit this model ({total - n} of {total} tensors differ, e.g. "
                               f"{(mismatched + missing)[:2]}); check model=..., model.depth/width and the classes")
     if n < MIN_TRANSFER * total:
         raise CheckpointError(f"{key}={path}: only {n} of {total} tensors fit this model; a checkpoint of another "
                               "architecture? (model=..., model.depth, model.width)")
-    model.load_state_dict(matched, strict=False)
+    load_matched(model, m)
     return n, total, mismatched, missing
