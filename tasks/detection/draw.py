@@ -8,7 +8,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from vsynth.report.pictures import grid, write_png  # noqa: F401  (re-exported for the task)
+from vsynth.report.pictures import grid, write_grid, write_png  # noqa: F401  (re-exported for the task)
 
 GT_COLOUR = (200, 200, 200)  # BGR
 

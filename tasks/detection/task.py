@@ -306,9 +306,7 @@ class DetectionTask(Task):
         return [draw.training_tile(imgs[i], targets[i], self.classes, labels[i]) for i in range(min(limit, len(imgs)))]
 
     def write_batch_samples(self, batch: Any, sources, out: Path) -> None:
-        tiles = self._batch_tiles(batch, list(sources), 16)
-        img = draw.grid(tiles, cols=4, tile=256)
-        draw.write_png(out, np.concatenate([draw.legend(img.shape[1], self.classes), img]))
+        draw.write_grid(out, self._batch_tiles(batch, list(sources), 16), 256, self._legend)
 
     def _write_source_grids(self, sources: Mapping[str, Any]) -> None:
         """``samples/train_<source>.png``: augmented training images of each source with their boxes."""
@@ -318,8 +316,7 @@ class DetectionTask(Task):
         for name, ds in sources.items():
             items = preview_items(ds, n)
             tiles = self._batch_tiles(self.collate(items), [f"{name} #{j}" for j in range(len(items))], len(items))
-            img = draw.grid(tiles, cols=4, tile=256)
-            draw.write_png(self.run.samples / f"train_{name}.png", np.concatenate([draw.legend(img.shape[1], self.classes), img]))
+            draw.write_grid(self.run.samples / f"train_{name}.png", tiles, 256, self._legend)
 
     def write_prediction_samples(self, model: nn.Module, split: str, out_dir: Path) -> None:
         """``samples/pred_<split>.png``: predictions (coloured, score >= task.samples.score) over ground truth (grey)."""
@@ -340,8 +337,10 @@ class DetectionTask(Task):
                     draw.draw_box(img, b, draw.class_colour(int(k)), f"{self.classes[int(k)]} {s:.2f}")
                 draw.caption(img, f"{boxes.files[i].name}: {len(d.scores)} pred, {len(boxes.boxes[i])} gt (grey)")
                 tiles.append(img)
-        img = draw.grid(tiles, cols=4, tile=320)
-        draw.write_png(Path(out_dir) / f"pred_{split}.png", np.concatenate([draw.legend(img.shape[1], self.classes), img]))
+        draw.write_grid(Path(out_dir) / f"pred_{split}.png", tiles, 320, self._legend)
+
+    def _legend(self, width: int) -> np.ndarray:
+        return draw.legend(width, self.classes)
 
 
 _ROUTED = [False]

@@ -14,7 +14,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from vsynth.report.pictures import grid, write_png  # noqa: F401  (re-exported for the task)
+from vsynth.report.pictures import grid, write_grid, write_png  # noqa: F401  (re-exported for the task)
 
 # BGR
 LEFT, RIGHT, CENTER = (255, 140, 0), (0, 120, 255), (60, 200, 60)

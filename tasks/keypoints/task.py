@@ -319,9 +319,7 @@ class KeypointsTask(Task):
         return tiles
 
     def write_batch_samples(self, batch: Any, sources, out: Path) -> None:
-        tiles = self._batch_tiles(batch, list(sources), 16)
-        img = draw.grid(tiles, cols=4, tile=256)
-        draw.write_png(out, np.concatenate([draw.legend(img.shape[1], self.schema.names, self._sides()), img]))
+        draw.write_grid(out, self._batch_tiles(batch, list(sources), 16), 256, self._legend)
 
     def _write_source_grids(self, sources: Mapping[str, Any]) -> None:
         """``samples/train_<source>.png``: augmented training images of each source with their labels."""
@@ -332,9 +330,7 @@ class KeypointsTask(Task):
             items = preview_items(ds, n)
             batch = self.collate(items)
             tiles = self._batch_tiles(batch, [f"{name} #{j}" for j in range(len(items))], n)
-            img = draw.grid(tiles, cols=4, tile=256)
-            draw.write_png(self.run.samples / f"train_{name}.png",
-                           np.concatenate([draw.legend(img.shape[1], self.schema.names, self._sides()), img]))
+            draw.write_grid(self.run.samples / f"train_{name}.png", tiles, 256, self._legend)
             _reset_mosaic_buffer(ds)
 
     def write_prediction_samples(self, model: nn.Module, split: str, out_dir: Path) -> None:
@@ -367,9 +363,10 @@ class KeypointsTask(Task):
                 draw.draw_keypoints(img, kp, self._sides(), s.flip_idx, radius=3, min_vis=0.5, box=b)
             draw.caption(img, f"{Path(t.file).name}: {len(p.scores)} pred, {len(t.boxes)} gt (grey)")
             tiles.append(img)
-        img = draw.grid(tiles, cols=4, tile=320)
-        draw.write_png(Path(out_dir) / f"pred_{split}.png",
-                       np.concatenate([draw.legend(img.shape[1], s.names, self._sides()), img]))
+        draw.write_grid(Path(out_dir) / f"pred_{split}.png", tiles, 320, self._legend)
+
+    def _legend(self, width: int) -> np.ndarray:
+        return draw.legend(width, self.schema.names, self._sides())
 
 
 def cv2_imread(path: str) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -27,3 +28,12 @@ def grid(tiles: list[np.ndarray], cols: int, tile: int) -> np.ndarray:
 def write_png(path: Path, img: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), img)
+
+
+def write_grid(path: Path, tiles: list[np.ndarray], tile: int, header: Callable[[int], np.ndarray] | None = None,
+               cols: int = 4) -> None:
+    """``tiles`` as a :func:`grid` under ``header(width)`` (a legend drawn to the grid's width)."""
+    img = grid(tiles, cols=cols, tile=tile)
+    if header is not None:
+        img = np.concatenate([header(img.shape[1]), img])
+    write_png(path, img)
