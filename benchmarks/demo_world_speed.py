@@ -24,16 +24,7 @@ import numpy as np
 
 from vsynth.data.demo.world import TASKS, render_sample
 from vsynth.data.demo.writer import write_demo
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from vsynth.run.envinfo import cpu_model
 
 
 def _timed_write(task: str, counts: dict, size: tuple[int, int]) -> tuple[float, float]:
@@ -53,7 +44,7 @@ def main() -> None:
     size = (args.size[0], args.size[1])
     n = args.images
     cv2.setNumThreads(1)  # one core: the figure is per core
-    print(f"CPU: {_cpu()} ({os.cpu_count()} logical cores visible; cv2 threads 1)")
+    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical cores visible; cv2 threads 1)")
     print(f"python {platform.python_version()}, numpy {np.__version__}, opencv {cv2.__version__}; {n} images of {size[0]}x{size[1]} per figure\n")
     print(f"{'task':<13} {'domain':<10} {'render img/s/core':>18} {'write img/s/core':>17} {'write img/s wall':>17}")
     for task in [t.strip() for t in args.tasks.split(",") if t.strip()]:

@@ -31,6 +31,8 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from vsynth.run.envinfo import cpu_model  # noqa: E402
+
 N_KEYPOINTS = 14
 N_CLASSES = 7
 SIGMAS = np.linspace(0.025, 0.107, N_KEYPOINTS)  # arbitrary explicit sigmas, one per keypoint
@@ -166,14 +168,6 @@ def run_vsynth(gt: dict, results: list, task: str) -> tuple[Timer, np.ndarray]:
     return timer, stats
 
 
-def _read_lines(path: str) -> list[str]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.readlines()
-    except OSError:
-        return []
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=12761)
@@ -183,8 +177,7 @@ def main() -> None:
 
     from importlib.metadata import version
 
-    cpu = next((line.split(":", 1)[1].strip() for line in _read_lines("/proc/cpuinfo") if line.startswith("model name")), "")
-    print(f"machine: {os.cpu_count()} CPU cores ({cpu or platform.machine()}), {platform.system()} {platform.release()}")
+    print(f"machine: {os.cpu_count()} CPU cores ({cpu_model()}), {platform.system()} {platform.release()}")
     print(f"load average before the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (other processes share the cores)")
     print(
         f"python {platform.python_version()}, numpy {np.__version__}, pycocotools {version('pycocotools')}, "

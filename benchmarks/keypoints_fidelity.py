@@ -20,13 +20,15 @@ import argparse
 import csv
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from vsynth.run.envinfo import cpu_model  # noqa: E402
 
 
 THREADS = {"n": None}
@@ -46,16 +48,6 @@ def _vsynth(args: list[str], out: Path, log: Path) -> int:
     with open(log, "w") as f:
         return subprocess.call([sys.executable, "-m", "vsynth", *args], stdout=f, stderr=subprocess.STDOUT,
                                env=_env(out), cwd=out)
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _train_seconds(run_log: str) -> float:
@@ -151,7 +143,7 @@ def main() -> None:
             r[which + "_metrics"] = m
         rows.append((label, r))
 
-    print(f"\nMachine: {os.cpu_count()} CPU cores ({_cpu()}), torch CPU with {a.threads} thread(s); demo real train "
+    print(f"\nMachine: {os.cpu_count()} CPU cores ({cpu_model()}), torch CPU with {a.threads} thread(s); demo real train "
           f"split, {a.epochs} epochs, imgsz {a.imgsz}, batch {a.batch}, AdamW lr {a.lr}, workers {a.workers}\n")
     print("| trainer | checkpoint | test OKS-mAP | OKS-mAP@50 | PCK@0.05 | box mAP@50 | s/epoch (train+val) |")
     print("|---|---|---|---|---|---|---|")

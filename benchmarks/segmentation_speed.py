@@ -29,15 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-
-def _cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from vsynth.run.envinfo import cpu_model  # noqa: E402
 
 
 class Clock:
@@ -129,7 +121,7 @@ def main() -> None:
     slide = task.test_cfg
 
     record = {
-        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "load_average_1m": os.getloadavg()[0], "python": platform.python_version(), "torch": torch.__version__},
         "model": args.model, "parameters_m": round(n_params / 1e6, 3), "batch": args.batch,
         "crop": list(cfg.task.crop_size), "iters": args.iters,
