@@ -95,7 +95,7 @@ def bench_vsynth(cache: Path, steps: int, warmup: int, batch: int, size: int, n_
         f"task.augment.mosaic_scale=[{a['mosaic_scale'][0]},{a['mosaic_scale'][1]}]",
         "trainer.unit=iter", f"trainer.length={steps + warmup + 1}", f"trainer.batch_size={batch}", "trainer.workers=0",
         "trainer.phases=[{name: train, length: null}]", "trainer.amp=off", "trainer.progress_bar=false",
-        "trainer.tensorboard=false", "trainer.log_interval=1000", "trainer.schedule.warmup=0", "trainer.eval.interval=100000",
+        "trainer.tensorboard=false", "trainer.log_interval=1000", "trainer.schedule.warmup=0", "trainer.val.interval=100000",
         "trainer.optimizer.lr=0.000625", "trainer.checkpoint.phase_snapshots=false",
     ]
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):

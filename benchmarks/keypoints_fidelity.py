@@ -97,7 +97,7 @@ def main() -> None:
     rd = out / "vsynth"
     t0 = time.time()
     code = _vsynth([*common, "arm=base", f"trainer.length={a.epochs}", f"trainer.batch_size={a.batch}",
-                    "trainer.eval.interval=1",
+                    "trainer.val.interval=1",
                     f"trainer.workers={a.workers}", f"trainer.optimizer.lr={a.lr}", f"hydra.run.dir={rd}"],
                    out, out / "vsynth.log")
     v_wall = time.time() - t0

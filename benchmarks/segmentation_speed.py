@@ -107,16 +107,19 @@ def main() -> None:
     it_s_loaded = args.iters / (step_t + load_t)
 
     model.eval()
-    items = task._eval_items("val")[: args.images]
+    from vsynth.train.evaluation import eval_loader
+
+    cfg.eval.max_images = args.images
     infer = {}
     for mode in ("whole", "slide"):
         from tasks.segmentation.model import inference_cfg
 
         cfg.task.inference = mode
         task.test_cfg = inference_cfg(cfg.task)
-        list(task._predict(model, items[:1]))  # warm-up
-        with Clock() as c:
-            n = sum(1 for _ in task._predict(model, items))
+        with torch.no_grad():
+            task.predict_step(model, next(iter(eval_loader(task, "val")))[1])  # warm-up
+            with Clock() as c:
+                n = sum(len(task.predict_step(model, batch)) for _, batch in eval_loader(task, "val"))
         infer[mode] = {"s_per_image": c.wall / n, "cpu_s_per_image": c.cpu / n, "images": n}
     slide = task.test_cfg
 

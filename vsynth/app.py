@@ -118,7 +118,7 @@ def run_job(cfg: DictConfig, run_dir: Path) -> int:
         print(f"vsynth: interrupted; rerun with hydra.run.dir={run_dir} to resume", file=sys.stderr)
         code = EXIT_INTERRUPTED
     except Exception as e:  # noqa: BLE001
-        from vsynth.train.trainer import TrainingInterrupted
+        from vsynth.train.parts import TrainingInterrupted
 
         if isinstance(e, TrainingInterrupted):
             status.finish("interrupted", error=_error_line(e))
@@ -163,7 +163,7 @@ def _execute(cfg: DictConfig, ctx: RunContext, device) -> tuple[dict[str, Any], 
     from vsynth.errors import ConfigError
 
     if cfg.mode == "killswitch":  # an experiment of several runs: base, control and treatment, then a verdict
-        from vsynth.report.killswitch import run_killswitch
+        from vsynth.experiments.killswitch import run_killswitch
 
         return run_killswitch(cfg, ctx)
     target = cfg.task.get("_target_")
@@ -176,13 +176,12 @@ def _execute(cfg: DictConfig, ctx: RunContext, device) -> tuple[dict[str, Any], 
     if cfg.mode == "train":
         from vsynth.train.trainer import Trainer
 
-        trainer = Trainer(cfg, task, ctx, device)
-        metrics = trainer.fit()
-        return metrics, {"composition": getattr(trainer, "composition", None)}
+        result = Trainer(cfg, task, ctx, device).fit()
+        return result.metrics, {"composition": result.composition}
     if cfg.mode == "eval":
-        from vsynth.train.evaluate import evaluate_checkpoint
+        from vsynth.train.evaluation import score_checkpoint
 
-        return evaluate_checkpoint(cfg, task, ctx), {}
+        return score_checkpoint(cfg, task, ctx), {}
     raise ConfigError(f"mode must be train, eval or killswitch, got '{cfg.mode}'")
 
 

@@ -40,6 +40,9 @@ def configure_offline_backends() -> None:
     the vsynth cache) so a run never edits ``~/.config/Ultralytics`` or phones home.
     """
     os.environ.setdefault("YOLO_OFFLINE", "true")
+    # ultralytics builds models from YAML with eval() of the activation and layer specs unless its
+    # restricted mode is on; a user's model YAML must never run code, so it is always on here.
+    os.environ["ULTRALYTICS_SAFE_LOAD"] = "1"
     os.environ.setdefault("YOLO_VERBOSE", "false")
     root = repo_root()
     cfg_dir = (root / ".cache" / "ultralytics") if root else default_cache_dir() / "ultralytics"

@@ -19,6 +19,24 @@ from torch import nn
 from torch.utils.data import Dataset, default_collate
 
 from vsynth.run.context import RunContext
+from vsynth.train.checkpoint import AllowList, Weights
+from vsynth.train.transfer import FitRule
+
+
+class SplitEvaluator(ABC):
+    """One split's scoring: the task's glue between its predictions and ``vsynth.eval``'s evaluators."""
+
+    @abstractmethod
+    def process(self, indices: Sequence[int], batch: Any, outputs: Any) -> None:
+        """Add one batch: ``indices`` are the dataset indices of its images, ``outputs`` the prediction step's."""
+
+    @abstractmethod
+    def compute(self) -> dict[str, Any]:
+        """The split's metrics, keys without the split prefix (``oks_map``, ``ap50``, ``miou``...)."""
+
+    def write(self, folder: Path, split: str) -> list[Path]:
+        """Write the per-image predictions and ground truth in standard formats; returns the files."""
+        return []
 
 
 class Task(ABC):
@@ -26,7 +44,7 @@ class Task(ABC):
 
     #: short name written into checkpoints, so a checkpoint of another task is refused
     name: str = "task"
-    #: default metric choosing ``best.pt`` when ``trainer.eval.metric`` is null
+    #: default metric choosing ``best.pt`` when ``trainer.val.metric`` is null
     default_metric: str = "val/loss"
 
     def __init__(self, cfg, run: RunContext) -> None:
@@ -36,22 +54,35 @@ class Task(ABC):
         #: global training step of the batch being trained (set by the loop before training_step)
         self.global_step = 0
 
-    # ---- data --------------------------------------------------------------------------
+    # ---- data (arms are applied by vsynth.data.arms) ---------------------------------------
     @abstractmethod
-    def train_sources(self) -> Mapping[str, Dataset]:
-        """Training datasets by source name (``real``, ``synthetic``, ``generated``...).
+    def source_items(self, source: str) -> Sequence[str]:
+        """Every training image of ``source`` (its full train split), one stable key each (e.g. the
+        image's path). The framework draws the arm's subset from these, the same way for every task."""
 
-        Only the sources the arm uses need to be built; subsets are already applied. Items are
-        whatever :meth:`collate` and :meth:`training_step` understand.
-        """
+    @abstractmethod
+    def train_dataset(self, source: str, items: Sequence[str]) -> Dataset:
+        """The augmented training dataset of ``source`` over ``items`` (keys from :meth:`source_items`).
+        Items are whatever :meth:`collate` and :meth:`training_step` understand."""
+
+    def write_source_samples(self, sources: Mapping[str, Dataset], per_batch: Mapping[str, int] | None) -> None:
+        """Pictures or statistics of the training data before training (rank 0): e.g. a grid of augmented
+        images per source. ``per_batch`` is the mixer's per-batch composition in ratio mode, else None."""
 
     def collate(self, samples: list) -> Any:
         return default_collate(samples)
 
     # ---- model -------------------------------------------------------------------------
     @abstractmethod
+    def fresh_model(self) -> nn.Module:
+        """The task's model with fresh weights (seeded by ``seed``), on CPU."""
+
     def build_model(self) -> nn.Module:
-        """The model, initialised (``init=PATH`` handled here), on CPU."""
+        """The model to train: :meth:`fresh_model`, then ``init=PATH`` loaded into it by name and shape."""
+        model = self.fresh_model()
+        if self.cfg.get("init"):
+            self.load_weights(model, self.cfg.init, key="init")
+        return model
 
     def checkpoint_meta(self) -> dict[str, Any]:
         """Facts that must match to reuse a checkpoint (task, model name, classes...)."""
@@ -66,17 +97,60 @@ class Task(ABC):
             if k in meta and meta[k] != v:
                 raise CheckpointError(f"{path}: checkpoint is for {k}={meta[k]!r}, this run has {k}={v!r}")
 
-    def load_for_eval(self, path: Path) -> nn.Module:
-        """The model for ``mode=eval ckpt=PATH``: a vsynth checkpoint (EMA weights if stored).
+    def checkpoint_allow_list(self) -> Sequence[AllowList]:
+        """The classes, beyond tensors and containers, that this backend's checkpoint files pickle.
 
-        Tasks override this to also accept their backend's own checkpoints.
+        Empty by default: such files are refused (see :mod:`vsynth.train.checkpoint`).
         """
-        from vsynth.train.checkpoint import load_checkpoint
+        return ()
 
-        ck = load_checkpoint(path, key="ckpt")
-        self.check_checkpoint_meta(ck.get("meta", {}), Path(path))
-        model = self.build_model()
-        model.load_state_dict(ck["ema"]["module"] if ck.get("ema") else ck["model"])
+    def fit_rule(self) -> FitRule:
+        """How much of the model a checkpoint must fill, and the knobs to name when it does not fit."""
+        return FitRule()
+
+    def read_weights(self, path: Any, key: str) -> Weights:
+        """The weights in ``path`` (any kind this task accepts), read safely; ``key`` names the config key.
+
+        Read once per run: the loop reads ``init`` before any data is built (a bad file fails fast),
+        and :meth:`build_model` gets the same object.
+        """
+        from vsynth.train.checkpoint import read_weights
+
+        resolved = Path(str(path)).expanduser().resolve()
+        cache = self.__dict__.setdefault("_weights_cache", {})
+        if (resolved, key) not in cache:
+            cache[(resolved, key)] = read_weights(path, key, task_name=self.name, allow=self.checkpoint_allow_list(),
+                                                  trust=bool(self.cfg.get("trust_checkpoint", False)))
+        return cache[(resolved, key)]
+
+    def preflight(self) -> None:
+        """Checks that need no data, run before any is built: today, reading the ``init`` checkpoint."""
+        if self.cfg.get("init"):
+            self.read_weights(self.cfg.init, "init")
+
+    def load_weights(self, model: nn.Module, path: Any, key: str, strict: bool = False) -> Weights:
+        """Copy the weights of ``path`` (a file or already-read :class:`Weights`) into ``model`` by name and
+        shape (``strict``: all must fit).
+
+        A vsynth checkpoint's meta must agree with this run (:meth:`check_checkpoint_meta`) when it is
+        evaluated; what was loaded and skipped goes to run.log.
+        """
+        import logging
+
+        from vsynth.train.transfer import load_into
+
+        w = path if isinstance(path, Weights) else self.read_weights(path, key)
+        if strict and w.kind == "vsynth":
+            self.check_checkpoint_meta(w.meta, w.path)
+        for line in load_into(model, w, key, self.fit_rule(), strict=strict):
+            logging.getLogger(f"vsynth.{self.name}").info(line)
+        return w
+
+    def load_for_eval(self, path: Path) -> nn.Module:
+        """The model for ``mode=eval ckpt=PATH``: a vsynth checkpoint (its EMA weights) or the backend's own."""
+        weights = self.read_weights(path, "ckpt")  # before any data or model is built
+        model = self.fresh_model()
+        self.load_weights(model, weights, key="ckpt", strict=True)
         return model
 
     # ---- training ----------------------------------------------------------------------
@@ -87,14 +161,25 @@ class Task(ABC):
     def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
         """Hook for epoch-dependent data behaviour (e.g. mosaic off for the last epochs)."""
 
-    # ---- evaluation --------------------------------------------------------------------
-    @abstractmethod
-    def evaluate(self, model: nn.Module, split: str) -> dict[str, Any]:
-        """Score ``model`` (already in eval mode) on ``split``; keys without the split prefix."""
-
+    # ---- evaluation (the loop is vsynth.train.evaluation's) ------------------------------
     def eval_splits(self) -> Sequence[str]:
         """Splits that exist for validation and final testing (``val``, ``test``)."""
         return ("val", "test")
+
+    @abstractmethod
+    def eval_dataset(self, split: str) -> Dataset:
+        """The images of ``split`` (of the arm's evaluation domain), unaugmented, in a fixed order."""
+
+    def eval_collate(self, samples: list) -> Any:
+        return default_collate(samples)
+
+    @abstractmethod
+    def predict_step(self, model: nn.Module, batch: Any) -> Any:
+        """Predictions for one evaluation batch (called under ``torch.no_grad``, model in eval mode)."""
+
+    @abstractmethod
+    def evaluator(self, split: str) -> "SplitEvaluator":
+        """A fresh evaluator for ``split``, fed every batch's predictions by the evaluation loop."""
 
     # ---- pictures ----------------------------------------------------------------------
     def write_batch_samples(self, batch: Any, sources: Sequence[str], out: Path) -> None:

@@ -29,12 +29,12 @@ from torch import nn
 from vsynth.data.mixed_dataset import preview_items
 from vsynth.errors import ConfigError, DataError
 from vsynth.task import Task
-from vsynth.train.ema import unwrap
+from vsynth.train.distributed import unwrap
 
 from tasks.detection import draw
-from tasks.detection.data import (BoxSet, DetectionData, EvalImages, YoloxBoxes, collate_eval, collate_train, read_image,
-                                  seeded_subset)
-from tasks.detection.model import build_yolox, init_from, model_spec, read_weights, transfer
+from tasks.detection.data import BoxSet, DetectionData, EvalImages, YoloxBoxes, collate_eval, collate_train, read_image
+from tasks.detection.evaluation import DetectionSplitEvaluator
+from tasks.detection.model import build_yolox, fit_rule, model_spec
 from tasks.detection.multiscale import Multiscale, resize_batch
 from tasks.detection.predict import Detections, predict
 
@@ -164,58 +164,49 @@ class DetectionTask(Task):
             mixup_prob=a["mixup_prob"],
         )
 
-    def train_sources(self) -> Mapping[str, Any]:
+    def source_items(self, name: str) -> list[str]:
         _ = self.classes  # every source read and its class list checked before anything is built
-        out = {}
-        for name, scfg in self.cfg.arm.sources.items():
-            name = str(name)
-            boxes = self.data.get(name, "train")
-            subset = (scfg or {}).get("subset")
-            if subset is not None:
-                key = "data.real_subset" if name == "real" else f"arm.sources.{name}.subset"
-                boxes = boxes.subset(seeded_subset(len(boxes), int(subset), int(self.cfg.data.get("subset_seed", 0)), key))
-                if not any((~c).any() for c in boxes.crowd):  # YOLOX's mixup would search forever for a box
-                    raise DataError(f"{key}={subset}: the {len(boxes)} images drawn from {boxes.path} have no (non-crowd) "
-                                    "boxes; use a larger subset or another data.subset_seed")
-            out[name] = self._mosaic(boxes)
-            log.info("source %s: %d training images, %d boxes (%s)", name, len(boxes), boxes.num_boxes, boxes.path)
-        self._train = out
-        if self.run.is_main:
-            self._write_source_grids(out)
-        return out
+        return [str(f) for f in self.data.get(name, "train").files]
+
+    def train_dataset(self, name: str, items) -> Any:
+        boxes = self.data.get(name, "train")
+        if len(items) != len(boxes):
+            where: dict[str, list[int]] = {}
+            for i, f in enumerate(boxes.files):
+                where.setdefault(str(f), []).append(i)
+            boxes = boxes.subset([i for f in items for i in where[f]])
+            if not any((~c).any() for c in boxes.crowd):  # YOLOX's mixup would search forever for a box
+                from vsynth.data.arms import subset_key
+
+                raise DataError(f"{subset_key(name)}={len(items)}: the {len(boxes)} images drawn from {boxes.path} have "
+                                "no (non-crowd) boxes; use a larger subset or another data.subset_seed")
+        ds = self._mosaic(boxes)
+        self._train[name] = ds
+        log.info("source %s: %d training images, %d boxes (%s)", name, len(boxes), boxes.num_boxes, boxes.path)
+        return ds
+
+    def write_source_samples(self, sources: Mapping[str, Any], per_batch) -> None:
+        self._write_source_grids(sources)
 
     def collate(self, samples: list) -> Any:
         return collate_train(samples)
 
     # ---- model ---------------------------------------------------------------------------------
-    def _fresh_model(self) -> nn.Module:
+    def fresh_model(self) -> nn.Module:
         return build_yolox(self.spec, self.num_classes, seed=int(self.cfg.seed))
 
+    def fit_rule(self):
+        return fit_rule(self.spec["name"], self.num_classes)
+
     def build_model(self) -> nn.Module:
-        model = self._fresh_model()
-        if self.cfg.get("init"):
-            for line in init_from(model, str(self.cfg.init), self.spec["name"], self._unsafe_fallback()):
-                log.info(line)
-        else:
+        model = super().build_model()
+        if not self.cfg.get("init"):
             log.info("init: fresh weights for %s (no init checkpoint; set init=PATH to a local YOLOX .pth)", self.spec["name"])
         return model
-
-    def _unsafe_fallback(self) -> bool:
-        return bool(self.tc.get("init_unsafe_fallback", False))
 
     def checkpoint_meta(self) -> dict[str, Any]:
         return {"task": self.name, "model": self.spec["name"], "num_classes": self.num_classes,
                 "classes": list(self.classes)}
-
-    def load_for_eval(self, path: Path) -> nn.Module:
-        """A vsynth checkpoint (EMA weights) or YOLOX's own ``.pth``, for ``mode=eval ckpt=PATH``."""
-        w = read_weights(path, key="ckpt", task_name=self.name, unsafe_fallback=self._unsafe_fallback())
-        if w["kind"] == "vsynth":
-            self.check_checkpoint_meta(w["meta"], Path(path))
-        model = self._fresh_model()
-        transfer(model, w["state"], path, key="ckpt", strict=True, model_name=self.spec["name"])
-        log.info("ckpt: %s weights from %s (%s, %d classes)", w["kind"], path, self.spec["name"], self.num_classes)
-        return model
 
     # ---- training ------------------------------------------------------------------------------
     def training_step(self, model: nn.Module, batch: Any):
@@ -252,53 +243,29 @@ class DetectionTask(Task):
             raise DataError(f"{boxes.path}: classes {boxes.class_names} differ from the run's {self.classes}")
         return boxes
 
-    def _eval_loader(self, boxes: BoxSet, indices: list[int] | None = None):
+    def _eval_loader(self, boxes: BoxSet, indices: list[int]):
         from torch.utils.data import DataLoader, Subset
 
-        ev = self.tc.get("eval") or {}
-        ds: Any = EvalImages(boxes, self.test_size)
-        if indices is not None:
-            ds = Subset(ds, indices)
-        return DataLoader(ds, batch_size=int(ev.get("batch", 16)), shuffle=False, num_workers=int(ev.get("workers", 0)),
-                          collate_fn=collate_eval)
+        return DataLoader(Subset(EvalImages(boxes, self.test_size), indices), batch_size=int(self.cfg.eval.batch),
+                          shuffle=False, num_workers=0, collate_fn=collate_eval)
 
     def _predict(self, model: nn.Module, imgs: torch.Tensor, ratios: list[float], conf: float | None = None) -> list[Detections]:
         e = self.cfg.eval
         return predict(model, imgs.to(self.device), ratios, self.num_classes, float(e.conf if conf is None else conf),
                        float(e.nms), int(e.max_det))
 
-    def _evaluator(self, categories: dict[int, str]):
-        from vsynth.eval.detection import DetectionEvaluator
+    def eval_dataset(self, split: str):
+        return EvalImages(self._eval_set(split), self.test_size)
 
-        return DetectionEvaluator(categories, box_format="xywh")
+    def eval_collate(self, samples: list) -> Any:
+        return collate_eval(samples)
 
-    def evaluate(self, model: nn.Module, split: str) -> dict[str, Any]:
-        boxes = self._eval_set(split)
-        cat_ids = boxes.category_ids
-        evaluator = self._evaluator({cid: n for cid, n in zip(cat_ids, boxes.class_names)})
-        was_training = model.training
-        model.eval()
-        for imgs, ratios, idx in self._eval_loader(boxes):
-            dets = self._predict(model, imgs, ratios)
-            targets, preds = [], []
-            for i, d in zip(idx, dets):
-                b = boxes.boxes[i]
-                targets.append({"boxes": np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], axis=1),
-                                "labels": np.asarray(cat_ids, dtype=np.int64)[boxes.labels[i]],
-                                "areas": boxes.areas[i], "iscrowd": boxes.crowd[i].astype(np.int64)})
-                pb = d.boxes
-                preds.append({"boxes": np.concatenate([pb[:, :2], pb[:, 2:] - pb[:, :2]], axis=1),
-                              "scores": d.scores, "labels": np.asarray(cat_ids, dtype=np.int64)[d.classes]})
-            evaluator.update([boxes.image_ids[i] for i in idx], targets, preds)
-        if was_training:
-            model.train()
-        m = evaluator.compute()
-        out: dict[str, Any] = {"ap": m["ap"], "ap50": m["ap50"], "ap75": m["ap75"], "ar100": m["ar100"]}
-        for name, ap in m["per_class_ap"].items():
-            if not math.isnan(ap):  # classes without ground truth in this split have no AP
-                out[f"ap_class/{name}"] = ap
-        out["num_images"], out["num_gt"] = m["num_images"], m["num_gt"]
-        return out
+    def predict_step(self, model: nn.Module, batch: Any) -> list[Detections]:
+        imgs, ratios, _ = batch
+        return self._predict(model, imgs, ratios)
+
+    def evaluator(self, split: str) -> DetectionSplitEvaluator:
+        return DetectionSplitEvaluator(self._eval_set(split))
 
     # ---- pictures ------------------------------------------------------------------------------
     def _batch_tiles(self, batch: Mapping[str, Any], labels: list[str], limit: int) -> list[np.ndarray]:

@@ -33,6 +33,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from vsynth.data.arms import draw_subset
 from vsynth.errors import ConfigError, DataError
 
 log = logging.getLogger("vsynth.keypoints")
@@ -205,13 +206,6 @@ def write_list(path: Path, files: Sequence[str]) -> str:
     return str(path)
 
 
-def seeded_draw(files: Sequence[str], n: int, seed: int) -> list[str]:
-    """``n`` of ``files`` (sorted first), drawn by a permutation that depends only on ``seed``."""
-    files = sorted(files)
-    order = np.random.default_rng(np.random.SeedSequence([int(seed), 1337])).permutation(len(files))
-    return sorted(files[i] for i in order[:n])
-
-
 # ---- the whole data configuration ---------------------------------------------------------------
 
 class KeypointData:
@@ -311,7 +305,7 @@ class KeypointData:
                 frac = float(sc.get("holdout", 0.2))
                 if not 0 < frac < 1:
                     raise ConfigError(f"data.synthetic.holdout must be in (0, 1), got {frac}")
-                order = seeded_draw(train, len(train), int(self.data.get("subset_seed", 0)))
+                order = draw_subset(train, len(train), int(self.data.get("subset_seed", 0)))
                 n_hold = max(2, int(round(frac * len(train))))
                 if n_hold >= len(train):
                     raise DataError(f"{key}={coco}: {len(train)} images are too few to hold out {frac:.0%}")
@@ -380,25 +374,21 @@ class KeypointData:
                                 f"differs from the run's flip_idx {schema.flip_idx}; the points do not correspond")
         return schema
 
-    # ---- subsets ------------------------------------------------------------------------------
-    def train_list(self, name: str, subset: int | None) -> str:
-        """The train split of source ``name`` (a folder or list file), cut to ``subset`` images."""
-        s = self.source(name)
-        path = s.splits["train"]
-        if subset is None:
-            return path
-        files = _list_images(path)
-        n = int(subset)
-        if n < 1:
-            raise ConfigError(f"data.real_subset must be >= 1 (or null for all), got {n}")
-        if n > len(files):
-            raise ConfigError(f"data.real_subset={n} is larger than the {len(files)} images of the {name} train "
-                              f"split ({path})")
-        drawn = seeded_draw(files, n, int(self.data.get("subset_seed", 0)))
-        out = write_list(self.run_dir / "data" / f"{name}_train_subset{n}.txt", drawn)
-        log.info("%s: %d of %d train images drawn with data.subset_seed=%s (list: %s)", name, n, len(files),
-                 self.data.get("subset_seed", 0), out)
-        return out
+    # ---- train splits --------------------------------------------------------------------------
+    def train_items(self, name: str) -> list[str]:
+        """Every image of source ``name``'s train split (absolute paths, sorted): the arm draws from these."""
+        return sorted(_list_images(self.source(name).splits["train"]))
+
+    def train_path(self, name: str, items: Sequence[str]) -> str:
+        """What ultralytics reads for ``items`` of ``name``'s train split: the split itself when it is all of
+        it, else a list file (content-addressed, in the cache)."""
+        import hashlib
+
+        split = self.source(name).splits["train"]
+        if sorted(items) == self.train_items(name):
+            return split
+        digest = hashlib.sha1("\n".join(sorted(items)).encode()).hexdigest()[:16]
+        return write_list(self.cache / "lists" / f"{name}-{digest}.txt", sorted(items))
 
 
 def _check_corresponding_names(real: SplitSet, syn: SplitSet) -> None:

@@ -5,10 +5,9 @@ Three ways to get weights, all local (nothing is ever downloaded):
 * no ``init``: the architecture from ``model.cfg`` (an ultralytics YAML such as
   ``yolo11n-pose.yaml``, shipped inside the ultralytics package, or a path) with fresh weights;
 * ``init=PATH`` to an ultralytics checkpoint (``yolo11n-pose.pt`` or a ``best.pt`` from
-  ``yolo train``): loaded with ultralytics' own loader (it knows its pickled classes, which
-  ``torch.load``'s ``weights_only`` default of torch >= 2.6 refuses) and transferred by name and
-  shape, so a 17-point COCO-person checkpoint still gives its backbone and neck to a 14-point
-  vehicle model;
+  ``yolo train``): read by vsynth's safe reader with ultralytics' own allow-list of the classes
+  such files pickle (:func:`ultralytics_allow_list`) and transferred by name and shape, so a
+  17-point COCO-person checkpoint still gives its backbone and neck to a 14-point vehicle model;
 * ``init=PATH`` to a vsynth checkpoint (``best.pt`` of an earlier run, e.g. the kill switch's
   base arm): its EMA weights, transferred the same way.
 
@@ -17,15 +16,16 @@ The head's keypoint count always comes from the data (``kpt_shape``), never from
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
 
-from vsynth.errors import CheckpointError, ConfigError
-from vsynth.train.transfer import load_matched, match_state
+from vsynth.errors import ConfigError
+from vsynth.train.transfer import FitRule
 
 log = logging.getLogger("vsynth.keypoints")
 
@@ -81,62 +81,21 @@ def attach_training_attributes(model: nn.Module, hyp: Any, oks_sigmas: Sequence[
     model.criterion = None
 
 
-def _ultralytics_checkpoint(path: Path) -> dict[str, Any]:
-    from ultralytics.nn.tasks import torch_safe_load
+@contextlib.contextmanager
+def ultralytics_allow_list(path: Path) -> Iterator[None]:
+    """The classes ultralytics checkpoints are made of, allowed for one ``weights_only`` load.
 
-    try:
-        ckpt, _ = torch_safe_load(str(path))
-    except Exception as e:  # noqa: BLE001
-        raise CheckpointError(f"init={path}: not a readable checkpoint ({str(e).strip().splitlines()[0][:160]})") from e
-    if not isinstance(ckpt, dict):
-        raise CheckpointError(f"init={path}: not an ultralytics or vsynth checkpoint")
-    src = ckpt.get("ema") or ckpt.get("model")
-    if not isinstance(src, nn.Module):
-        raise CheckpointError(f"init={path}: holds no ultralytics model (keys: {sorted(ckpt)[:8]})")
-    return {"state": src.float().state_dict(), "kind": "ultralytics", "yaml": getattr(src, "yaml", None)}
+    ultralytics pickles whole models (``PoseModel`` and its layers, an ``IterableSimpleNamespace`` of
+    training args, pathlib paths); its own restricted loader (``_SafeLoad``) knows exactly which
+    classes those are and registers only the ones the file references. Anything else in the file
+    stays unallowed, and vsynth's reader refuses it by name.
+    """
+    from ultralytics.nn.tasks import _SafeLoad
 
-
-def read_weights(path: str | Path, key: str = "init", task_name: str = "keypoints") -> dict[str, Any]:
-    """The weights in a vsynth or ultralytics checkpoint as ``{"state": state_dict, "kind": ...}``."""
-    from vsynth.train.checkpoint import FORMAT
-
-    path = Path(str(path)).expanduser()
-    if not path.is_file():
-        raise CheckpointError(f"{key}={path}: file not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001  (pickled modules: an ultralytics checkpoint)
-        obj = None
-    if isinstance(obj, dict) and obj.get("format") == FORMAT:
-        if obj.get("task") not in (None, task_name):
-            raise CheckpointError(f"{key}={path}: a checkpoint of task '{obj.get('task')}', not {task_name}")
-        state = obj["ema"]["module"] if obj.get("ema") else obj["model"]
-        return {"state": state, "kind": "vsynth", "meta": obj.get("meta", {})}
-    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return {"state": obj, "kind": "state_dict"}
-    out = _ultralytics_checkpoint(path)
-    if key != "init":
-        out["kind"] = "ultralytics"
-    return out
+    with _SafeLoad.loading(path):
+        yield
 
 
-def transfer(model: nn.Module, state: dict[str, torch.Tensor], path: str | Path, key: str = "init",
-             strict: bool = False) -> tuple[int, int]:
-    """Copy tensors of matching name and shape into ``model``; refuse an unrelated checkpoint."""
-    m = match_state(model, state)
-    n, total = m.loaded, m.total
-    if strict and n != total:
-        raise CheckpointError(f"{key}={path}: does not fit this model ({total - n} of {total} tensors differ, "
-                              f"e.g. {m.unfit[:3]}); check model.cfg and the keypoint count")
-    if n < MIN_TRANSFER * total:
-        raise CheckpointError(f"{key}={path}: only {n} of {total} tensors fit model.cfg; is it a checkpoint of "
-                              "another architecture? set model.cfg to the checkpoint's model YAML")
-    load_matched(model, m)
-    return n, total
-
-
-def init_from(model: nn.Module, path: str | Path, key: str = "init") -> str:
-    """Load ``init=PATH`` into ``model``; returns a line for run.log."""
-    w = read_weights(path, key=key)
-    n, total = transfer(model, w["state"], path, key=key)
-    return f"init: {n}/{total} tensors from {w['kind']} checkpoint {Path(str(path)).expanduser().resolve()}"
+def ultralytics_fit_rule() -> FitRule:
+    return FitRule(what="model.cfg", min_fraction=MIN_TRANSFER,
+                   fix="check model.cfg (the checkpoint's model YAML) and the keypoint count")

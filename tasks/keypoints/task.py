@@ -28,23 +28,22 @@ from torch import nn
 from vsynth.data.mixed_dataset import preview_items
 from vsynth.errors import ConfigError, DataError
 from vsynth.task import Task
-from vsynth.train.ema import unwrap
+from vsynth.train.distributed import unwrap
 
 from tasks.keypoints import draw
 from tasks.keypoints.data import KeypointData, Schema
 from tasks.keypoints.flip import check_flip
 from tasks.keypoints.hyp import build_hyp
-from tasks.keypoints.model import attach_training_attributes, build_pose_model, init_from, read_weights, transfer
-from tasks.keypoints.predict import ImageTruth, coco_results, iterate_predictions, truth_from_label
+from tasks.keypoints.model import build_pose_model, ultralytics_allow_list, ultralytics_fit_rule
+from tasks.keypoints.evaluation import KeypointSplitEvaluator
+from tasks.keypoints.predict import truth_from_label
 
 log = logging.getLogger("vsynth.keypoints")
-
-CATEGORY_ID = 1
-
 
 class KeypointsTask(Task):
     name = "keypoints"
     default_metric = "val/oks_map"
+    category_name = "vehicle"
 
     def __init__(self, cfg, run) -> None:
         super().__init__(cfg, run)
@@ -111,22 +110,26 @@ class KeypointsTask(Task):
             msg = "; ".join(lines[:2])[:300] if lines else type(e).__name__
             raise DataError(f"{key}: {path}: no usable images/labels ({msg})") from e
 
-    def train_sources(self) -> Mapping[str, Any]:
+    @staticmethod
+    def _source_key(name: str) -> str:
+        return "data.real" if name == "real" else "data.synthetic" if name == "synthetic" else f"arm.sources.{name}"
+
+    def source_items(self, name: str) -> list[str]:
         _ = self.schema  # resolve and validate the schema (flip map) before anything is built
-        out = {}
-        for name, scfg in self.cfg.arm.sources.items():
-            subset = (scfg or {}).get("subset")
-            key = "data.real" if name == "real" else "data.synthetic" if name == "synthetic" else f"arm.sources.{name}"
-            path = self.data.train_list(str(name), None if subset is None else int(subset))
-            ds = self._dataset(path, augment=True, key=f"{key} (train)")
-            if len(ds) == 0:
-                raise DataError(f"{key}: the train split {path} has no images (empty source)")
-            out[str(name)] = ds
-            log.info("source %s: %d training images (%s)", name, len(ds), path)
-        self._train = out
-        if self.run.is_main:
-            self._write_source_grids(out)
-        return out
+        return self.data.train_items(name)
+
+    def train_dataset(self, name: str, items) -> Any:
+        key = self._source_key(name)
+        path = self.data.train_path(name, items)
+        ds = self._dataset(path, augment=True, key=f"{key} (train)")
+        if len(ds) == 0:
+            raise DataError(f"{key}: the train split {path} has no images (empty source)")
+        self._train[name] = ds
+        log.info("source %s: %d training images (%s)", name, len(ds), path)
+        return ds
+
+    def write_source_samples(self, sources: Mapping[str, Any], per_batch) -> None:
+        self._write_source_grids(sources)
 
     def collate(self, samples: list) -> Any:
         from ultralytics.data.dataset import YOLODataset
@@ -134,18 +137,29 @@ class KeypointsTask(Task):
         return YOLODataset.collate_fn(samples)
 
     # ---- model ---------------------------------------------------------------------------------
-    def _fresh_model(self) -> nn.Module:
+    def fresh_model(self) -> nn.Module:
         s = self.schema
         return build_pose_model(str(self.cfg.model.cfg), s.kpt_shape, self.hyp, s.sigmas, s.names,
                                 seed=int(self.cfg.seed))
 
+    def checkpoint_allow_list(self):
+        return (ultralytics_allow_list,)
+
+    def fit_rule(self):
+        return ultralytics_fit_rule()
+
+    def preflight(self) -> None:
+        super().preflight()
+        if not self.cfg.get("init"):
+            self._demo_init()  # reads data.demo.init, so a bad file fails before the demo world is built
+
     def build_model(self) -> nn.Module:
-        model = self._fresh_model()
+        model = self.fresh_model()
         if self.cfg.get("init"):
-            log.info(init_from(model, str(self.cfg.init)))
+            self.load_weights(model, self.cfg.init, key="init")
         elif (demo_init := self._demo_init()) is not None:
-            log.info("%s (data.demo.init: the demo world's pretrained model; data.demo.init=null for fresh weights)",
-                     init_from(model, demo_init, key="data.demo.init"))
+            self.load_weights(model, demo_init, key="data.demo.init")
+            log.info("data.demo.init is the demo world's pretrained model (data.demo.init=null for fresh weights)")
         else:
             log.info("init: fresh weights for %s (no init checkpoint)", self.cfg.model.cfg)
         return model
@@ -160,8 +174,7 @@ class KeypointsTask(Task):
         if not demo.get("enabled") or not demo.get("init"):
             return None
         path = Path(str(demo.init)).expanduser()
-        meta = read_weights(path, key="data.demo.init", task_name=self.name).get("meta", {})
-        made_for = Path(str(meta.get("model", ""))).name
+        made_for = Path(str(self.read_weights(path, key="data.demo.init").meta.get("model", ""))).name
         if made_for and made_for != Path(str(self.cfg.model.cfg)).name:
             log.warning("data.demo.init was pretrained for %s, not model.cfg=%s: training from fresh weights",
                         made_for, self.cfg.model.cfg)
@@ -170,15 +183,6 @@ class KeypointsTask(Task):
 
     def checkpoint_meta(self) -> dict[str, Any]:
         return {"task": self.name, "model": str(self.cfg.model.cfg), "kpt_shape": list(self.schema.kpt_shape)}
-
-    def load_for_eval(self, path: Path) -> nn.Module:
-        """A vsynth checkpoint (EMA weights) or an ultralytics one, for ``mode=eval ckpt=PATH``."""
-        w = read_weights(path, key="ckpt", task_name=self.name)
-        if w["kind"] == "vsynth":
-            self.check_checkpoint_meta(w.get("meta", {}), Path(path))
-        model = self._fresh_model()
-        transfer(model, w["state"], path, key="ckpt", strict=True)
-        return model
 
     # ---- training ------------------------------------------------------------------------------
     def training_step(self, model: nn.Module, batch: Any):
@@ -216,89 +220,23 @@ class KeypointsTask(Task):
             self._eval[split] = {"dataset": ds, "truths": truths, "path": src.splits[split]}
         return self._eval[split]
 
-    def _loader(self, ds):
-        from torch.utils.data import DataLoader
+    def eval_dataset(self, split: str):
+        return self._eval_set(split)["dataset"]
+
+    def eval_collate(self, samples: list) -> Any:
         from ultralytics.data.dataset import YOLODataset
 
-        ev = self.tc.get("eval") or {}
-        return DataLoader(ds, batch_size=int(ev.get("batch", 16)), shuffle=False, num_workers=int(ev.get("workers", 0)),
-                          collate_fn=YOLODataset.collate_fn)
+        return YOLODataset.collate_fn(samples)
 
-    def _targets(self, t: ImageTruth) -> dict[str, np.ndarray]:
-        b = t.boxes
-        area_factor = float((self.tc.get("eval") or {}).get("area_factor", 0.53))
-        return {"keypoints": t.keypoints, "boxes": b,
-                "areas": (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) * area_factor}
+    def predict_step(self, model: nn.Module, batch: Any):
+        from tasks.keypoints.predict import predict_batch
 
-    def evaluate(self, model: nn.Module, split: str) -> dict[str, Any]:
-        from vsynth.eval.detection import DetectionEvaluator
-        from vsynth.eval.keypoints import KeypointEvaluator
+        e = self.cfg.eval
+        return predict_batch(model, batch, self.device, tuple(self.schema.kpt_shape), float(e.conf), float(e.nms),
+                             int(e.max_det))
 
-        es = self._eval_set(split)
-        s = self.schema
-        ev_cfg = self.tc.get("eval") or {}
-        protocol = str(ev_cfg.get("protocol", "coco"))
-        alpha = float(ev_cfg.get("pck_alpha", 0.05))
-        kev = KeypointEvaluator(s.sigmas, protocol=protocol, pck_alpha=alpha, keypoint_names=s.names,
-                                categories={CATEGORY_ID: "vehicle"})
-        dev = DetectionEvaluator({CATEGORY_ID: "vehicle"})
-        keep = kev.max_dets  # what the keypoint protocol scores (COCO: top 20 per image)
-        results: list[dict[str, Any]] = []
-        was_training = model.training
-        model.eval()
-        for idx, preds in iterate_predictions(model, self._loader(es["dataset"]), self.device, tuple(s.kpt_shape),
-                                              float(self.cfg.eval.conf), float(self.cfg.eval.nms),
-                                              int(self.cfg.eval.max_det)):
-            targets, kp_preds, box_targets, box_preds = [], [], [], []
-            for i, p in zip(idx, preds):
-                order = np.argsort(-p.scores, kind="stable")
-                p.boxes, p.scores, p.keypoints = p.boxes[order], p.scores[order], p.keypoints[order]
-                entries = coco_results(i, p)  # rounded as written to predictions_<split>.json
-                results.extend(entries[:keep])
-                kp = np.array([e["keypoints"] for e in entries], dtype=np.float64).reshape(-1, s.k, 3)
-                sc = np.array([e["score"] for e in entries], dtype=np.float64)
-                bx = np.array([e["bbox"] for e in entries], dtype=np.float64).reshape(-1, 4)
-                bx[:, 2:] += bx[:, :2]
-                t = es["truths"][i]
-                targets.append(self._targets(t))
-                kp_preds.append({"keypoints": kp, "scores": sc})
-                box_targets.append({"boxes": t.boxes, "labels": np.full(len(t.boxes), CATEGORY_ID)})
-                box_preds.append({"boxes": bx, "scores": sc, "labels": np.full(len(sc), CATEGORY_ID)})
-            kev.update(idx, targets, kp_preds)
-            dev.update(idx, box_targets, box_preds)
-        if was_training:
-            model.train()
-        km, bm = kev.compute(), dev.compute()
-        out = {"oks_map": km["oks_map"], "oks_map50": km["oks_map50"], kev.pck_key: km[kev.pck_key],
-               "box_map": bm["ap"], "box_map50": bm["ap50"], "num_images": km["num_images"], "num_gt": km["num_gt"]}
-        if split != "val":  # the final test: per-keypoint breakdown and the per-image files for the bootstrap
-            out["per_keypoint"] = km["per_keypoint"]
-            if self.run.is_main:
-                self._write_coco(split, es, results)
-        return out
-
-    def _write_coco(self, split: str, es: dict[str, Any], results: list[dict[str, Any]]) -> None:
-        from vsynth.run.atomic import write_json
-
-        s = self.schema
-        area_factor = float((self.tc.get("eval") or {}).get("area_factor", 0.53))
-        images, anns = [], []
-        for i, t in enumerate(es["truths"]):
-            images.append({"id": i, "file_name": t.file, "height": t.shape[0], "width": t.shape[1]})
-            for b, kp in zip(t.boxes, t.keypoints):
-                w, h = float(b[2] - b[0]), float(b[3] - b[1])
-                anns.append({"id": len(anns) + 1, "image_id": i, "category_id": CATEGORY_ID, "iscrowd": 0,
-                             "bbox": [float(b[0]), float(b[1]), w, h], "area": w * h * area_factor,
-                             "keypoints": [float(v) for v in kp.reshape(-1)],
-                             "num_keypoints": int((kp[:, 2] > 0).sum())})
-        gt = {"info": {"description": f"vsynth keypoints {self.eval_domain} {split} ({es['path']})",
-                       "area": f"box w*h*{area_factor}"},
-              "images": images, "annotations": anns,
-              "categories": [{"id": CATEGORY_ID, "name": "vehicle", "supercategory": "vehicle",
-                              "keypoints": list(s.names or [str(i) for i in range(s.k)]), "skeleton": [],
-                              "kpt_oks_sigmas": list(s.sigmas), "flip_idx": s.flip_idx}]}
-        write_json(self.run.path(f"gt_{split}.json"), gt)
-        write_json(self.run.path(f"predictions_{split}.json"), results)
+    def evaluator(self, split: str) -> KeypointSplitEvaluator:
+        return KeypointSplitEvaluator(self, split)
 
     # ---- pictures ------------------------------------------------------------------------------
     def _sides(self) -> list[str]:

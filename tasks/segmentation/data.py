@@ -179,17 +179,6 @@ def generated_items(layout: SegLayout, gcfg) -> list[SegItem]:
     return items
 
 
-def subset(items: list[SegItem], n: int | None, seed: int, key: str) -> list[SegItem]:
-    """The first ``n`` items after a seeded shuffle (deterministic; independent of the run seed)."""
-    if n is None:
-        return items
-    n = int(n)
-    if n < 1 or n > len(items):
-        raise ConfigError(f"{key}={n}: must be in 1..{len(items)} (the source's training items)")
-    order = np.random.default_rng(seed).permutation(len(items))[:n]
-    return [items[i] for i in sorted(order)]
-
-
 # ---- validation ------------------------------------------------------------------------------
 
 
@@ -251,9 +240,7 @@ def load_data(cfg, layout: SegLayout, sources: Sequence[str]) -> SegData:
         if layout.splits.get(split):
             data.eval[split] = real_split(layout, split)
     limit = d.get("check_labels", "all")
-    subset_seed = int(d.get("subset_seed", 0) or 0)
     for name in sources:
-        scfg = cfg.arm.sources[name] or {}
         if name == "real":
             items = real_split(layout, "train")
         elif name == "generated" and layout.manifest is None and _all_real(cfg):
@@ -269,10 +256,6 @@ def load_data(cfg, layout: SegLayout, sources: Sequence[str]) -> SegData:
             check_leakage(items, data.eval)
         else:
             raise ConfigError(f"arm.sources.{name}: the segmentation task has sources 'real' and 'generated'")
-        items = subset(items, scfg.get("subset"), subset_seed, f"arm.sources.{name}.subset")
-        check_sizes(items, name)
-        n = check_labels(items, classes, limit)
-        log.info("Source '%s': %d training images (%d label files checked)", name, len(items), n)
         data.train[name] = items
     for split, items in data.eval.items():
         check_sizes(items, "real")

@@ -18,20 +18,20 @@ matching name and shape are copied, the rest is listed in run.log.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import io
 import logging
 import pickle
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from vsynth.errors import CheckpointError, ConfigError
-from vsynth.train.transfer import load_matched, match_state
+from vsynth.errors import ConfigError
+from vsynth.train.transfer import FitRule
 
 log = logging.getLogger("vsynth.segmentation")
 
@@ -204,88 +204,33 @@ def maybe_sync_bn(model: nn.Module, norm: str, world_size: int, device: torch.de
     return model
 
 
-# ---- init=PATH -------------------------------------------------------------------------------
+# ---- checkpoints ------------------------------------------------------------------------------------
+
+def _restricted_getattr(obj: Any, name: str) -> Any:
+    """mmengine's ``HistoryBuffer`` pickles its statistics methods as ``getattr(HistoryBuffer, "mean")``:
+    only that lookup is allowed."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    if obj is HistoryBuffer and not name.startswith("_") and callable(getattr(HistoryBuffer, name, None)):
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(f"getattr({getattr(obj, '__name__', type(obj).__name__)}, {name!r}) is not allowed")
 
 
-class _Stub:
-    """Stands in for any pickled object that is not a tensor or a plain container."""
+@contextlib.contextmanager
+def mmengine_allow_list(path: Path) -> Iterator[None]:
+    """The classes an mmengine/mmseg checkpoint pickles next to its weights, allowed for one load.
 
-    def __init__(self, *a, **k) -> None:  # noqa: ARG002
-        pass
+    mmengine's Runner stores its message hub (``HistoryBuffer`` objects of numpy arrays, whose
+    statistics methods are pickled by ``getattr``) beside ``state_dict``; nothing else.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
 
-    def __setstate__(self, state) -> None:  # noqa: ARG002
-        pass
-
-    def __call__(self, *a, **k):  # noqa: ARG002
-        return _Stub()
-
-
-_SAFE_MODULES = ("torch._utils", "torch.storage", "collections", "numpy.core.multiarray", "numpy._core.multiarray",
-                 "numpy", "numpy.dtypes", "_codecs", "codecs")
-_SAFE_NAMES = {"_rebuild_tensor_v2", "_rebuild_tensor", "_rebuild_parameter", "_rebuild_parameter_with_state",
-               "_load_from_bytes", "OrderedDict", "defaultdict", "_reconstruct", "scalar", "ndarray", "dtype", "encode"}
+    with torch.serialization.safe_globals([HistoryBuffer, (_restricted_getattr, "builtins.getattr")]):
+        yield
 
 
-class _StubUnpickler(pickle.Unpickler):
-    """Tensors and containers come back; every other class (loggers' history buffers, configs...)
-    becomes an inert stub, so an mmengine checkpoint can be read without running its pickled code."""
+def fit_rule() -> FitRule:
+    """What an ``init``/``ckpt`` file must fill; the auxiliary head is unused at inference."""
+    return FitRule(what="this model", min_fraction=MIN_TRANSFER, optional=("auxiliary_head.",),
+                   fix="check model=..., model.depth/width and the classes")
 
-    def find_class(self, module: str, name: str):
-        if module == "torch" and (name.endswith("Storage") or isinstance(getattr(torch, name, None), torch.dtype)):
-            return getattr(torch, name)
-        if module in _SAFE_MODULES and (name in _SAFE_NAMES or name.endswith("DType")):
-            return super().find_class(module, name)
-        if module == "builtins" and name in ("set", "frozenset", "slice", "complex", "bytearray", "tuple", "list", "dict"):
-            return super().find_class(module, name)
-        return _Stub
-
-
-class _StubPickle:
-    Unpickler = _StubUnpickler
-    load = staticmethod(lambda f, **kw: _StubUnpickler(f, **kw).load())
-    loads = staticmethod(lambda b, **kw: _StubUnpickler(io.BytesIO(b), **kw).load())
-
-
-def read_state(path: str | Path, key: str = "init") -> tuple[dict[str, torch.Tensor], str, dict]:
-    """``(state_dict, kind, meta)`` from a vsynth, mmseg/mmengine or bare state-dict checkpoint."""
-    from vsynth.train.checkpoint import FORMAT
-
-    path = Path(str(path)).expanduser()
-    if not path.is_file():
-        raise CheckpointError(f"{key}={path}: file not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001  (pickled non-tensor objects, e.g. mmengine's message hub)
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_StubPickle)
-        except Exception as e:  # noqa: BLE001
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise CheckpointError(f"{key}={path}: not a readable checkpoint ({first[:160]})") from e
-    if isinstance(obj, dict) and obj.get("format") == FORMAT:
-        state = obj["ema"]["module"] if obj.get("ema") else obj["model"]
-        return dict(state), "vsynth", {"task": obj.get("task"), **(obj.get("meta") or {})}
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), Mapping):
-        state = {k: v for k, v in obj["state_dict"].items() if isinstance(v, torch.Tensor)}
-        return state, "mmseg", {}
-    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return dict(obj), "state_dict", {}
-    raise CheckpointError(f"{key}={path}: neither a vsynth checkpoint, an mmseg checkpoint with 'state_dict' nor a state dict")
-
-
-def transfer(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | Path, key: str = "init",
-             strict: bool = False) -> tuple[int, int, list[str], list[str]]:
-    """Copy tensors of matching name and shape; returns (copied, total, shape mismatches, missing)."""
-    if state and all(k.startswith("module.") for k in state):  # saved from a DDP wrapper
-        state = {k[len("module."):]: v for k, v in state.items()}
-    m = match_state(model, state)
-    mismatched = [f"{k} {a} vs {b}" for k, a, b in m.skipped]
-    missing = m.missing
-    n, total = m.loaded, m.total
-    if strict and n != total:
-        raise CheckpointError(f"{key}={path}: does not fit this model ({total - n} of {total} tensors differ, e.g. "
-                              f"{(mismatched + missing)[:2]}); check model=..., model.depth/width and the classes")
-    if n < MIN_TRANSFER * total:
-        raise CheckpointError(f"{key}={path}: only {n} of {total} tensors fit this model; a checkpoint of another "
-                              "architecture? (model=..., model.depth, model.width)")
-    load_matched(model, m)
-    return n, total, mismatched, missing

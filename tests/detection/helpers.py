@@ -16,7 +16,7 @@ DEMO_DATA = ["data.demo.real.train=16", "data.demo.real.val=4", "data.demo.real.
 TINY = ["task=detection", "task.input_size=[64,64]", "task.test_size=[64,64]", "task.multiscale.range=[64,96]",
         "task.multiscale.interval=2", "task.samples.per_source=2", "task.samples.predictions=2",
         "trainer.batch_size=4", "trainer.length=2", "trainer.workers=0", "trainer.log_interval=1",
-        "trainer.schedule.warmup=0.5", "trainer.eval.interval=1",
+        "trainer.schedule.warmup=0.5", "trainer.val.interval=1",
         "trainer.phases=[{name: frozen, length: 1, freeze: [backbone.backbone]}, {name: unfrozen, length: null}]"]
 
 

@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from tasks.detection.data import DetectionData, clean_box, read_coco_boxes, seeded_subset
-from tasks.detection.model import YOLOX_SIZES, build_yolox, init_from, model_spec, read_weights, transfer
+from tasks.detection.model import YOLOX_SIZES, build_yolox, fit_rule, model_spec
+from vsynth.train.checkpoint import read_weights
+from vsynth.train.transfer import load_into
 from tasks.detection.multiscale import Multiscale, resize_batch
 from tests.detection.helpers import CLASSES, coco, write_coco
 from vsynth.errors import CheckpointError, ConfigError, DataError
@@ -133,7 +135,7 @@ def test_init_skips_and_lists_the_shape_mismatched_class_head(tmp_path):
     src = _yolox_pth(tmp_path / "yolox_nano.pth", 80)
     model = build_yolox(model_spec(NANO), 7, seed=0)
     fresh = {k: v.clone() for k, v in model.state_dict().items()}
-    lines = init_from(model, tmp_path / "yolox_nano.pth", "yolox_nano")
+    lines = load_into(model, read_weights(tmp_path / "yolox_nano.pth"), "init", fit_rule("yolox_nano", 7))
     text = "\n".join(lines)
     skipped = [f"head.cls_preds.{i}.{p}" for i in range(3) for p in ("weight", "bias")]
     assert "skipped 6 tensor(s)" in text
@@ -150,8 +152,9 @@ def test_init_skips_and_lists_the_shape_mismatched_class_head(tmp_path):
 def test_init_refuses_a_checkpoint_of_another_model_size(tmp_path):
     _yolox_pth(tmp_path / "yolox_tiny.pth", 80, spec={"name": "yolox_tiny", "depth": 0.33, "width": 0.375})
     model = build_yolox(model_spec(NANO), 7)
-    with pytest.raises(CheckpointError, match=r"init=.*yolox_tiny.pth: only \d+ of \d+ tensors fit yolox_nano"):
-        init_from(model, tmp_path / "yolox_tiny.pth", "yolox_nano")
+    with pytest.raises(CheckpointError, match=r"init=.*yolox_tiny.pth: only \d+ of \d+ tensors fit yolox_nano with 7 "
+                                              r"classes; .* check model=yolox_\*"):
+        load_into(model, read_weights(tmp_path / "yolox_tiny.pth"), "init", fit_rule("yolox_nano", 7))
 
 
 def test_strict_load_names_the_mismatch(tmp_path):
@@ -160,14 +163,14 @@ def test_strict_load_names_the_mismatch(tmp_path):
     w = read_weights(tmp_path / "coco.pth", key="ckpt")
     with pytest.raises(CheckpointError, match=r"ckpt=.*coco.pth: does not fit yolox_nano with 7 classes \(6 of .* "
                                               r"e.g. head.cls_preds.0.weight: \[80, 64, 1, 1\] in the file"):
-        transfer(model, w["state"], tmp_path / "coco.pth", key="ckpt", strict=True, model_name="yolox_nano")
+        load_into(model, w, "ckpt", fit_rule("yolox_nano", 7), strict=True)
 
 
 def test_read_weights_accepts_state_dicts_and_refuses_junk(tmp_path):
     model = build_yolox(model_spec(NANO), 3)
     torch.save({"module." + k: v for k, v in model.state_dict().items()}, tmp_path / "ddp.pt")
     w = read_weights(tmp_path / "ddp.pt")
-    assert w["kind"] == "state_dict" and set(w["state"]) == set(model.state_dict())
+    assert w.kind == "state_dict" and set(w.state) == set(model.state_dict())
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match=r"init=.*junk.pth: not a readable checkpoint"):
         read_weights(tmp_path / "junk.pth")
@@ -178,15 +181,15 @@ def test_read_weights_accepts_state_dicts_and_refuses_junk(tmp_path):
         read_weights(tmp_path / "missing.pth", key="ckpt")
 
 
-def test_pickled_objects_are_refused_unless_the_fallback_is_on(tmp_path):
-    from argparse import Namespace  # a pickled object: torch.load(weights_only=True) refuses it
+def test_pickled_objects_are_refused_unless_trusted(tmp_path):
+    from argparse import Namespace  # a pickled object: not something a YOLOX checkpoint is made of
 
     model = build_yolox(model_spec(NANO), 3)
     torch.save({"model": model.state_dict(), "args": Namespace(fp16=True)}, tmp_path / "old.pth")
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match=r"init=.*old.pth: refused: the file references 'argparse.Namespace'"):
         read_weights(tmp_path / "old.pth")
-    w = read_weights(tmp_path / "old.pth", unsafe_fallback=True)
-    assert w["kind"] == "yolox"
+    w = read_weights(tmp_path / "old.pth", trust=True)
+    assert w.kind == "yolox"
 
 
 # ---- multiscale ----------------------------------------------------------------------------------
@@ -258,7 +261,7 @@ def test_users_recipe_preset_holds_their_numbers():
     assert t.optimizer.lr == pytest.approx(0.0005 / 64 * 24) and cfg.task.basic_lr_per_img == pytest.approx(0.0005 / 64)
     assert (a.mosaic_prob, a.mixup_prob, a.hsv_prob, a.flip_prob, a.degrees, a.translate, a.shear) == (0.7, 0.4, 0.5, 0.5, 5.0, 0.1, 2.0)
     assert list(cfg.task.multiscale.range) == [736, 1056]
-    assert (t.eval.interval, t.eval.metric, t.checkpoint.every, t.amp, t.ema.enabled) == (5, "val/ap", 5, "auto", True)
+    assert (t.val.interval, t.val.metric, t.checkpoint.every, t.amp, t.ema.enabled) == (5, "val/ap", 5, "auto", True)
     assert cfg.data.name == "coco_detection" and cfg.name == "yolox_l_two_phase-base"
     # the preset on the demo data composes too (a quick look without your data)
     assert _compose("task=detection", "experiment=yolox_l_two_phase", "data=demo_detection").data.demo.enabled

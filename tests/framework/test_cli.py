@@ -97,7 +97,7 @@ def test_mode_eval_reproduces_final_test_metrics(tiny_cli):
         (["arm=ratio", "data.ratio=1.5"], "data.ratio must be in [0, 1], got 1.5"),
         (["arm.sources.real.factor=-2"], "arm.sources.real.factor must be >= 0, got -2.0"),
         (["data.root=/nonexistent/place"], "data.root=/nonexistent/place: folder not found"),
-        (["data.real_subset=1000"], "data.real_subset=1000 is larger than the 40 'real' training samples"),
+        (["data.real_subset=1000"], "data.real_subset=1000 is larger than the 40 images of the real train split"),
         (["mode=eval", "ckpt=/nonexistent/model.pt"], "ckpt=/nonexistent/model.pt: file not found"),
         (["trainer.amp=fp8"], "trainer.amp must be auto, fp16, bf16 or off"),
         (["trainer.threads=0"], "trainer.threads must be a positive integer or null, got 0"),
@@ -119,7 +119,7 @@ def test_unreadable_checkpoint_is_named(tiny_cli, tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00garbage")
     p = tiny_cli("mode=eval", f"ckpt={bad}")
-    assert p.returncode == 2 and f"ckpt={bad}: not a readable vsynth checkpoint" in p.stderr
+    assert p.returncode == 2 and f"ckpt={bad}: not a readable checkpoint" in p.stderr
 
 
 def test_unknown_group_option_is_refused(tiny_cli):
@@ -137,7 +137,7 @@ def test_stop_signal_saves_last_checkpoint_and_marks_interrupted(tiny_cli, tmp_p
     sig = getattr(signal, signame)
 
     rd = tmp_path / "killed"
-    args = tiny_args("trainer.length=400", "trainer.eval.interval=1000", "trainer.log_interval=1", f"hydra.run.dir={rd}")
+    args = tiny_args("trainer.length=400", "trainer.val.interval=1000", "trainer.log_interval=1", f"hydra.run.dir={rd}")
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "vsynth", *args], cwd=tiny_cli.cwd, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=env)

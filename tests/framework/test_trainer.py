@@ -58,7 +58,7 @@ def test_frozen_phase_keeps_backbone_and_bn_stats_then_unfreezes(tmp_path):
 
 def test_bf16_autocast_on_cpu_trains(tmp_path):
     t = make_trainer(tmp_path, "trainer.length=1", "trainer.amp=bf16")
-    metrics = t.fit()
+    metrics = t.fit().metrics
     assert metrics["test/acc"] > 0.5
 
 

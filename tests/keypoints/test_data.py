@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.keypoints.data import KeypointData, read_data_yaml, seeded_draw
+from tasks.keypoints.data import KeypointData, read_data_yaml
+from vsynth.data.arms import arm_items, build_sampler, build_sources, draw_subset
 from vsynth.errors import ConfigError, DataError
 
 from tests.keypoints.conftest import compose
@@ -15,10 +16,13 @@ class _Run:
         self.dir = d
         self.is_main = True
         self.rank, self.world_size = 0, 1
-        self.samples = d / "samples"
 
     def path(self, *parts):
         return self.dir.joinpath(*parts)
+
+    @property
+    def samples(self):
+        return self.dir / "samples"
 
 
 def _task(cfg, tmp_path):
@@ -28,8 +32,6 @@ def _task(cfg, tmp_path):
 
 
 def _composition(cfg, sources):
-    from vsynth.train.trainer import build_sampler
-
     return build_sampler(cfg, dict(sources), _Run(Path("."))).describe()
 
 
@@ -45,7 +47,8 @@ def _composition(cfg, sources):
 def test_arm_data_composition(kp_cache, tmp_path, arm, expected_sources, composition):
     cfg = compose(f"arm={arm}", cache=kp_cache)
     task = _task(cfg, tmp_path)
-    sources = task.train_sources()
+    sources = build_sources(cfg, task, _Run(tmp_path))
+    task.write_source_samples(sources, None)
     assert {k: len(v) for k, v in sources.items()} == expected_sources
     assert composition in _composition(cfg, sources)
     assert (tmp_path / "samples" / f"train_{next(iter(expected_sources))}.png").is_file()
@@ -59,17 +62,21 @@ def test_real_subset_is_the_same_for_every_arm_and_seed(kp_cache, tmp_path):
     for arm, seed in (("A", 0), ("B", 0), ("B", 3)):
         cfg = compose(f"arm={arm}", f"seed={seed}", cache=kp_cache)
         d = KeypointData(cfg, kp_cache, tmp_path / f"{arm}{seed}")
-        lists.append(Path(d.train_list("real", 4)).read_text())
+        run = _Run(tmp_path / f"{arm}{seed}")
+        drawn = arm_items(cfg, "real", d.train_items("real"), run)
+        assert (run.dir / "data" / "real_train_subset4.txt").read_text().splitlines() == drawn
+        lists.append(Path(d.train_path("real", drawn)).read_text())
     assert lists[0] == lists[1] == lists[2] and len(lists[0].splitlines()) == 4
     cfg = compose("arm=B", "data.subset_seed=1", cache=kp_cache)
-    other = Path(KeypointData(cfg, kp_cache, tmp_path / "s1").train_list("real", 4)).read_text()
+    d = KeypointData(cfg, kp_cache, tmp_path / "s1")
+    other = Path(d.train_path("real", arm_items(cfg, "real", d.train_items("real")))).read_text()
     assert other != lists[0]
 
 
 def test_seeded_draw_is_order_independent():
     files = [f"/x/{i:03d}.jpg" for i in range(50)]
-    assert seeded_draw(files, 10, 0) == seeded_draw(list(reversed(files)), 10, 0)
-    assert len(set(seeded_draw(files, 10, 0))) == 10
+    assert draw_subset(files, 10, 0) == draw_subset(list(reversed(files)), 10, 0)
+    assert len(set(draw_subset(files, 10, 0))) == 10
 
 
 def test_synthetic_is_converted_once_with_the_keypoint_map(kp_cache, tmp_path, caplog):
@@ -108,7 +115,7 @@ def test_keypoint_map_dropping_a_flip_partner(kp_cache, tmp_path):
 def test_subset_larger_than_split(kp_cache, tmp_path):
     cfg = compose("arm=B", "data.real_subset=17", cache=kp_cache)
     with pytest.raises(ConfigError, match=r"data.real_subset=17 is larger than the 16 images"):
-        KeypointData(cfg, kp_cache, tmp_path).train_list("real", 17)
+        arm_items(cfg, "real", KeypointData(cfg, kp_cache, tmp_path).train_items("real"))
 
 
 def test_data_yaml_with_relative_paths_and_no_absolute_root(tmp_path):
@@ -128,7 +135,7 @@ def test_data_yaml_with_relative_paths_and_no_absolute_root(tmp_path):
 def test_label_caches_stay_out_of_the_data_folders(kp_cache, tmp_path):
     cfg = compose("arm=B", cache=kp_cache)
     task = _task(cfg, tmp_path)
-    task.train_sources()
+    build_sources(cfg, task, _Run(tmp_path))
     task._eval_set("val")
     real_root = Path(task.data.real().splits["train"]).parents[1]
     assert not list((real_root / "labels").glob("*.cache"))  # ultralytics would write labels/train.cache here

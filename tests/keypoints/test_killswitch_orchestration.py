@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from vsynth.report import killswitch as ks
+from vsynth.experiments import killswitch as ks
 
 
 def _cfg(**killswitch):

@@ -10,12 +10,6 @@ from tests.conftest import REPO, run_cli
 from tests.keypoints.conftest import TINY
 
 
-def _entry() -> list[str]:
-    """``python -m vsynth`` once vsynth/app.py dispatches mode=killswitch; the module's shim before."""
-    app = (REPO / "vsynth" / "app.py").read_text()
-    return [] if "killswitch" in app else ["__shim__"]
-
-
 def _run(args, cwd, cache, timeout=900):
     import os
     import subprocess
@@ -23,8 +17,7 @@ def _run(args, cwd, cache, timeout=900):
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(VSYNTH_CACHE=str(cache), YOLO_CONFIG_DIR=str(cache / "ultralytics"))
-    module = "vsynth" if not _entry() else "vsynth.report.killswitch"
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "vsynth", *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
 

@@ -5,13 +5,13 @@ import json
 import pytest
 
 from vsynth.errors import ConfigError
+from vsynth.experiments.killswitch import passthrough_overrides
 from vsynth.report.killswitch import (
     FAIL,
     MARGINAL,
     PASS,
     ArmSummary,
     build_summary,
-    passthrough_overrides,
     render_report,
     verdict,
     write_outputs,

@@ -4,10 +4,20 @@ import pytest
 import torch
 
 from tasks.keypoints.hyp import build_hyp
-from tasks.keypoints.model import build_pose_model, init_from, read_weights, transfer
+from tasks.keypoints.model import build_pose_model, ultralytics_allow_list, ultralytics_fit_rule
+from vsynth.train.checkpoint import read_weights as _read
+from vsynth.train.transfer import load_into
 from vsynth.errors import CheckpointError, ConfigError
 
 SIGMAS = [0.08] * 14
+
+
+def read_weights(path, key="init"):
+    return _read(path, key, task_name="keypoints", allow=(ultralytics_allow_list,))
+
+
+def init_from(model, path, key="init"):
+    return "\n".join(load_into(model, read_weights(path, key), key, ultralytics_fit_rule()))
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +60,8 @@ def test_17_point_person_checkpoint_gives_its_backbone_to_a_14_point_model(hyp, 
     line = init_from(vehicle, p)
     got, total = (int(x) for x in line.split("init: ")[1].split(" tensors")[0].split("/"))
     assert 0.5 * total < got < total  # all but the keypoint output layers
-    with pytest.raises(CheckpointError, match="does not fit this model"):  # but not for evaluation
-        transfer(vehicle, read_weights(p, key="ckpt")["state"], p, key="ckpt", strict=True)
+    with pytest.raises(CheckpointError, match="does not fit model.cfg"):  # but not for evaluation
+        load_into(vehicle, read_weights(p, key="ckpt"), "ckpt", ultralytics_fit_rule(), strict=True)
 
 
 def test_other_architecture_is_refused(hyp, tmp_path):
@@ -90,8 +100,8 @@ def test_shipped_demo_init_and_the_preset_that_makes_it():
     assert path == Path(package_file("tasks.keypoints", "weights/demo_yolo11p_pose.pt")) and path.is_file()
     assert path.stat().st_size < 4_000_000
     w = read_weights(path, key="data.demo.init")
-    assert w["kind"] == "vsynth" and w["meta"]["model"] == "yolo11p-pose.yaml" and w["meta"]["kpt_shape"] == [14, 3]
-    assert sorted(w["meta"]["dropped"]) == [f"model.23.cv4.{i}.2.{p}" for i in range(3) for p in ("bias", "weight")]
+    assert w.kind == "vsynth" and w.meta["model"] == "yolo11p-pose.yaml" and w.meta["kpt_shape"] == [14, 3]
+    assert sorted(w.meta["dropped"]) == [f"model.23.cv4.{i}.2.{p}" for i in range(3) for p in ("bias", "weight")]
     assert cfg.model.cfg == "yolo11p-pose.yaml"
     pre = compose("experiment=keypoints_demo_pretrain")
     assert pre.data.demo.seed != cfg.data.demo.seed and pre.data.demo.init is None and pre.arm.name == "base"

@@ -150,7 +150,7 @@ def test_real_only_run_needs_no_manifest(seg_cli, data_copy):
 @pytest.mark.slow
 def test_ratio_ablation_preset_sweeps_its_six_ratios(seg_cli):
     """`-m experiment=pspnet_ratio_ablation` expands its own hydra.sweeper.params (toy model, 1 step per job)."""
-    p = seg_cli("-m", *seg_args("model=pspnet_r50_demo", "trainer.length=1", "trainer.eval.interval=1", "trainer.batch_size=8",
+    p = seg_cli("-m", *seg_args("model=pspnet_r50_demo", "trainer.length=1", "trainer.val.interval=1", "trainer.batch_size=8",
                                 experiment="[pspnet_ratio_ablation,seg_tiny]"), timeout=1200)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     roots = list((seg_cli.cwd / "outputs" / "sweeps").iterdir())

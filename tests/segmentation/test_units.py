@@ -84,16 +84,25 @@ def test_remote_weights_and_bad_knobs_are_refused():
     assert d["decode_head"]["loss_decode"]["class_weight"] == [1.0, 10.0]
 
 
-class Payload:
-    """Stands for anything non-tensor an mmengine checkpoint pickles (message hub, history buffers)."""
-
-    def __init__(self) -> None:
-        self.values = [1, 2, 3]
-
-
 class Evil:
     def __reduce__(self):
         return (os.system, ("touch evil-was-here",))
+
+
+def _mmengine_checkpoint(model, path, **extra):
+    """What mmengine's ``Runner.save_checkpoint`` writes: meta, state_dict, the message hub (HistoryBuffer
+    objects of numpy arrays) and the optimizer, through mmengine's own ``save_checkpoint``."""
+    from mmengine.logging import MessageHub
+    from mmengine.runner.checkpoint import save_checkpoint, weights_to_cpu
+
+    hub = MessageHub.get_instance("vsynth-test-hub")
+    for i in range(3):
+        hub.update_scalar("train/loss", 1.0 / (i + 1))
+    hub.update_info("iter", 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    save_checkpoint({"meta": {"epoch": 3, "iter": 3, "seed": 0, "mmengine_version": "0.10.7", "cfg": "model = dict()"},
+                     "state_dict": weights_to_cpu(model.state_dict()), "message_hub": hub.state_dict(),
+                     "optimizer": opt.state_dict(), **extra}, str(path))
 
 
 def _small_model(classes=2):
@@ -103,23 +112,36 @@ def _small_model(classes=2):
     return build_segmentor(segmentor_config(cfg, [str(i) for i in range(classes)]))
 
 
-def test_init_from_mmengine_checkpoint_skips_mismatched_heads(tmp_path, monkeypatch):
-    from tasks.segmentation.model import read_state, transfer
+def test_init_from_mmengine_checkpoint_skips_mismatched_heads(tmp_path):
+    from tasks.segmentation.model import fit_rule, mmengine_allow_list
+    from vsynth.train.checkpoint import read_weights
+    from vsynth.train.transfer import transfer
 
-    monkeypatch.chdir(tmp_path)
     src = _small_model(classes=5)  # another dataset's head
     path = tmp_path / "mmseg.pth"
-    torch.save({"meta": {"epoch": 3}, "state_dict": src.state_dict(), "message_hub": Payload(), "x": Evil()}, path)
-    state, kind, _ = read_state(path)
-    assert kind == "mmseg" and not (tmp_path / "evil-was-here").exists()
+    _mmengine_checkpoint(src, path)
+    w = read_weights(path, allow=(mmengine_allow_list,))
+    assert w.kind == "mmseg"
     dst = _small_model(classes=2)
-    n, total, mismatched, missing = transfer(dst, state, path)
-    assert missing == [] and len(mismatched) == 4  # conv_seg weight + bias of both heads
-    assert all("conv_seg" in m for m in mismatched) and n == total - 4
+    m = transfer(dst, w.state, "init", path, fit_rule())
+    assert m.missing == [] and len(m.skipped) == 4  # conv_seg weight + bias of both heads
+    assert all("conv_seg" in k for k, _, _ in m.skipped) and m.loaded == m.total - 4
     k = "backbone.layer1.0.conv1.weight"
     assert torch.equal(dst.state_dict()[k], src.state_dict()[k])
     with pytest.raises(CheckpointError, match="only 0 of"):
-        transfer(dst, {"foo": torch.zeros(1)}, path)
+        transfer(dst, {"foo": torch.zeros(1)}, "init", path, fit_rule())
+
+
+def test_mmengine_checkpoint_with_a_payload_is_refused_and_never_runs(tmp_path, monkeypatch):
+    from tasks.segmentation.model import mmengine_allow_list
+    from vsynth.train.checkpoint import read_weights
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pth"
+    _mmengine_checkpoint(_small_model(), path, x=Evil())
+    with pytest.raises(CheckpointError, match=r"init=.*evil.pth: refused: the file references '(posix|os).system'"):
+        read_weights(path, allow=(mmengine_allow_list,))
+    assert not (tmp_path / "evil-was-here").exists()
 
 
 def test_sync_bn_only_under_multi_process_cuda():

@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from vsynth.errors import ConfigError, DataError
-from vsynth.task import Task
+from vsynth.task import SplitEvaluator, Task
 
 DIM, CLASSES = 8, 3
 
@@ -39,6 +39,21 @@ class VectorSet(Dataset):
         return {"x": torch.from_numpy(x), "y": int(self.y[i])}
 
 
+class TinyEvaluator(SplitEvaluator):
+    """Accuracy and cross-entropy over the split."""
+
+    def __init__(self) -> None:
+        self.logits, self.labels = [], []
+
+    def process(self, indices, batch, outputs) -> None:
+        self.logits.append(outputs.cpu())
+        self.labels.append(batch["y"])
+
+    def compute(self):
+        logits, y = torch.cat(self.logits), torch.cat(self.labels)
+        return {"acc": float((logits.argmax(1) == y).float().mean()), "loss": float(nn.functional.cross_entropy(logits, y))}
+
+
 class TinyNet(nn.Module):
     def __init__(self, width: int) -> None:
         super().__init__()
@@ -56,24 +71,25 @@ class TinyTask(Task):
     def _sizes(self) -> Mapping[str, int]:
         return self.cfg.data.sizes
 
-    def train_sources(self):
+    def _source(self, name: str) -> VectorSet:
         data = self.cfg.data
         if data.get("root") is not None and not Path(data.root).exists():
             raise DataError(f"data.root={data.root}: folder not found")
-        out = {}
-        for si, name in enumerate(self.cfg.arm.sources):
-            if name not in self._sizes():
-                raise ConfigError(f"arm.sources.{name}: data.sizes has no source '{name}'")
-            ds = VectorSet(int(self._sizes()[name]), 100 + si, 0.0 if name == "real" else 0.7, augment=True)
-            subset = (self.cfg.arm.sources[name] or {}).get("subset")
-            if subset is not None:
-                if int(subset) > len(ds):
-                    raise ConfigError(f"data.real_subset={subset} is larger than the {len(ds)} '{name}' training samples")
-                ds = torch.utils.data.Subset(ds, range(int(subset)))
-            out[name] = ds
-        return out
+        if name not in self._sizes():
+            raise ConfigError(f"arm.sources.{name}: data.sizes has no source '{name}'")
+        si = list(self.cfg.arm.sources).index(name)
+        return VectorSet(int(self._sizes()[name]), 100 + si, 0.0 if name == "real" else 0.7, augment=True)
 
-    def build_model(self) -> nn.Module:
+    def source_items(self, name):
+        return [f"{i:06d}" for i in range(len(self._source(name)))]
+
+    def train_dataset(self, name, items):
+        ds = self._source(name)
+        if len(items) == len(ds):
+            return ds
+        return torch.utils.data.Subset(ds, [int(k) for k in items])
+
+    def fresh_model(self) -> nn.Module:
         torch.manual_seed(int(self.cfg.seed))
         return TinyNet(int(self.cfg.model.width))
 
@@ -90,12 +106,14 @@ class TinyTask(Task):
         loss = nn.functional.cross_entropy(logits.float(), y)
         return loss, {"ce": float(loss.detach())}
 
-    def evaluate(self, model, split):
-        ds = VectorSet(60, {"val": 7, "test": 8}[split], 0.0, augment=False)
-        x = torch.from_numpy(ds.x).to(self.device)
-        y = torch.from_numpy(ds.y).to(self.device)
-        logits = model(x).float()
-        return {"acc": float((logits.argmax(1) == y).float().mean()), "loss": float(nn.functional.cross_entropy(logits, y))}
+    def eval_dataset(self, split):
+        return VectorSet(60, {"val": 7, "test": 8}[split], 0.0, augment=False)
+
+    def predict_step(self, model, batch):
+        return model(batch["x"].to(self.device)).float()
+
+    def evaluator(self, split):
+        return TinyEvaluator()
 
     def write_batch_samples(self, batch, sources, out: Path) -> None:
         out.write_bytes(_png_1x1())

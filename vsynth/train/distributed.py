@@ -46,6 +46,13 @@ def init_distributed(device: str) -> DistInfo:
     return DistInfo(rank, world, local, dev)
 
 
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The bare model inside a DDP wrapper."""
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        return model.module
+    return model
+
+
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()

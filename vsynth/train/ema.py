@@ -13,10 +13,7 @@ import math
 import torch
 from torch import nn
 
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The bare model inside a DDP wrapper."""
-    return model.module if hasattr(model, "module") and isinstance(model, nn.parallel.DistributedDataParallel) else model
+from vsynth.train.distributed import unwrap
 
 
 class ModelEMA:

@@ -1,0 +1,94 @@
+"""Arms applied to sources, once for every task: subsets, factors, ratios and their records.
+
+An arm (``conf/arm/*.yaml``) says which training sources it mixes and how: ``arm.sources.<name>``
+with an optional ``subset`` (a seeded draw from the source's train split) and a ``factor``
+(oversampling in epoch mode, a weight in ratio mode), plus ``data.ratio`` for per-batch ratios. A
+task only lists each source's full train split (:meth:`vsynth.task.Task.source_items`) and builds a
+dataset over the items it is given (:meth:`vsynth.task.Task.train_dataset`); everything an arm
+decides happens here, so "the same real subset for arms A and B" is one rule for every task:
+
+* the draw depends only on the items (sorted) and ``data.subset_seed``, never on ``seed``, so every
+  arm and every seed trains on the same frames;
+* the drawn list is written into the run folder (``data/<source>_train_subset<N>.txt``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from vsynth.data.mixer import MixBatchSampler, Source
+from vsynth.errors import ConfigError
+
+log = logging.getLogger("vsynth.data")
+
+
+def draw_subset(items: Sequence[str], n: int, seed: int) -> list[str]:
+    """``n`` of ``items`` (sorted first), drawn by a permutation that depends only on ``seed``; sorted."""
+    items = sorted(items)
+    order = np.random.default_rng(np.random.SeedSequence([int(seed), 1337])).permutation(len(items))
+    return sorted(items[i] for i in order[:n])
+
+
+def subset_key(source: str) -> str:
+    """The config key a user sets for a source's subset (``data.real_subset`` for ``real``)."""
+    return "data.real_subset" if source == "real" else f"arm.sources.{source}.subset"
+
+
+def arm_items(cfg, source: str, items: Sequence[str], run=None) -> list[str]:
+    """The items of ``source`` the arm trains on: all, or its seeded subset (recorded in the run folder)."""
+    scfg = cfg.arm.sources[source] or {}
+    subset = scfg.get("subset")
+    items = list(items)
+    if subset is None:
+        return items
+    key = subset_key(source)
+    try:
+        n = int(subset)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be a whole number of images (or null for all), got {subset!r}") from None
+    if n < 1:
+        raise ConfigError(f"{key} must be >= 1 (or null for all), got {n}")
+    if n > len(items):
+        raise ConfigError(f"{key}={n} is larger than the {len(items)} images of the {source} train split")
+    seed = int(cfg.data.get("subset_seed", 0) or 0)
+    drawn = draw_subset(items, n, seed)
+    if run is not None and run.is_main:
+        from vsynth.run.atomic import write_text
+
+        out = run.path("data", f"{source}_train_subset{n}.txt")
+        write_text(out, "".join(f"{x}\n" for x in drawn))
+        log.info("%s: %d of %d train images drawn with data.subset_seed=%d (list: %s)", source, n, len(items), seed, out)
+    return drawn
+
+
+def build_sources(cfg, task, run) -> dict[str, Any]:
+    """The arm's training datasets by source name, each over the items the arm draws."""
+    out = {}
+    for name in cfg.arm.sources:
+        name = str(name)
+        items = task.source_items(name)
+        out[name] = task.train_dataset(name, arm_items(cfg, name, items, run))
+    return out
+
+
+def build_sampler(cfg, sources: Mapping[str, Any], run) -> MixBatchSampler:
+    """The mixer for the arm's sources (their ``factor``) and ``data.ratio``."""
+    specs = []
+    for name, scfg in cfg.arm.sources.items():
+        factor = float((scfg or {}).get("factor", 1.0))
+        if name not in sources:
+            raise ConfigError(f"arm.sources.{name}: the task built no source named '{name}' (it has {sorted(sources)})")
+        specs.append(Source(name, len(sources[name]), factor))
+    ratio = cfg.data.get("ratio")
+    return MixBatchSampler(
+        specs,
+        int(cfg.trainer.batch_size),
+        ratio=None if ratio is None else float(ratio),
+        seed=int(cfg.seed),
+        rank=run.rank,
+        world_size=run.world_size,
+        batches_per_epoch=cfg.data.get("batches_per_epoch"),
+    )

@@ -1,0 +1,290 @@
+"""The kill-switch experiment: a baseline, a control arm and a treatment arm, and a verdict.
+
+``python -m vsynth experiment=kill_switch`` (``mode: killswitch``) runs, under one experiment
+root (the run folder of the command itself):
+
+1. the **baseline** (``killswitch.base``): trained here as arm ``base`` (default), or an existing
+   checkpoint scored on the test split here (``base.ckpt``), or an existing run folder
+   (``base.run``), or numbers given in config (``base.metrics``, e.g. the users' 0.2199; the
+   report flags such a baseline as *not measured here*);
+2. the **control** (arm ``B``) and the **treatment** (arm ``A``), each for every seed in
+   ``killswitch.seeds``, all starting from the same checkpoint (the baseline's, or ``init``),
+   each as its own ``python -m vsynth ... arm=X seed=S hydra.run.dir=<root>/<X>-seed<S>``
+   subprocess: a complete, self-contained run folder that resumes if the experiment is rerun and
+   is skipped when already done. ``killswitch.reuse.B=/path/to/run`` takes an existing control
+   run instead of training one;
+3. ``report.md`` and ``killswitch.json`` at the root: base, B and A with the test metrics and the
+   deltas vs base (mean ± spread over seeds), the treatment's contribution A - B with a paired
+   bootstrap 95% interval over test images, and one line ``VERDICT: PASS|MARGINAL|FAIL``.
+
+The verdict is the users' gate: PASS when A >= base + margin, MARGINAL when A is in
+[base, base + margin), FAIL when A < base. The report always shows the control next to it: a
+gate the control alone clears says nothing about the treatment (the lesson of the stale
+0.2199 baseline), and A - B with its interval is the number to read.
+
+Task-agnostic: the metric names, arms and per-image files come from config
+(``killswitch.metrics``; each arm run writes ``predictions_test.json`` + ``gt_test.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from vsynth.errors import ConfigError, VsynthError
+from vsynth.report.killswitch import (
+    ArmSummary,
+    finite,
+    pp,
+    build_summary,
+    paired_contribution,
+    write_outputs,
+)
+
+log = logging.getLogger("vsynth.killswitch")
+
+
+class ArmFailed(VsynthError):
+    """An arm's run ended failed or interrupted; the message names its run folder."""
+
+
+# ---- orchestration ---------------------------------------------------------------------------
+
+_OWN_KEYS = ("mode", "arm", "seed", "init", "name", "ckpt", "experiment")
+
+
+def passthrough_overrides(overrides: Sequence[str]) -> list[str]:
+    """The experiment command's overrides that every arm run inherits (not its own control keys)."""
+    out = []
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        if key.startswith(("hydra.", "killswitch.", "killswitch")) or key in _OWN_KEYS:
+            continue
+        out.append(o)
+    return out
+
+
+def _command_overrides(ctx) -> list[str]:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return list(HydraConfig.get().overrides.task)
+    except Exception:  # noqa: BLE001  (not under Hydra: read what Hydra saved)
+        p = Path(ctx.dir) / ".hydra" / "overrides.yaml"
+        if p.is_file():
+            import yaml
+
+            return list(yaml.safe_load(p.read_text()) or [])
+    return []
+
+
+def _experiment_choice(ctx) -> str | None:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return HydraConfig.get().runtime.choices.get("experiment")
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _read_json(p: Path) -> dict[str, Any]:
+    try:
+        return json.loads(p.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+class Orchestrator:
+    """Launches and collects the runs of one kill-switch experiment."""
+
+    def __init__(self, cfg, ctx) -> None:
+        self.cfg = cfg
+        self.ctx = ctx
+        self.ks = cfg.killswitch
+        self.root = Path(ctx.dir)
+        self.split = str(self.ks.get("split", "test"))
+        self.metrics = [str(m) for m in self.ks.metrics]
+        self.metric = str(self.ks.metric)
+        self.seeds = [int(s) for s in (self.ks.seeds or [int(cfg.seed)])]
+        if not self.seeds:
+            raise ConfigError("killswitch.seeds: at least one seed is needed")
+        self.base_args = self._base_args()
+
+    def _base_args(self) -> list[str]:
+        args = []
+        exp = _experiment_choice(self.ctx)
+        if exp:
+            args.append(f"experiment={exp}")
+        args += passthrough_overrides(_command_overrides(self.ctx))
+        return args
+
+    def command(self, arm: str, seed: int, run_dir: Path, init: str | None, mode: str = "train",
+                ckpt: str | None = None, baseline: bool = False) -> list[str]:
+        extra = (self.ks.base.get("overrides") if baseline else self.ks.get("overrides")) or []
+        cmd = [sys.executable, "-m", "vsynth", *self.base_args, *[str(o) for o in extra], f"mode={mode}",
+               f"arm={arm}", f"seed={seed}", f"name={self.cfg.task.name}-{arm}", f"hydra.run.dir={run_dir}"]
+        cmd.append(f"init={init}" if init else "init=null")
+        if ckpt:
+            cmd.append(f"ckpt={ckpt}")
+        return cmd
+
+    def launch(self, label: str, cmd: list[str], run_dir: Path) -> dict[str, Any]:
+        """Run one arm (skipped by vsynth itself when its folder is already done); its metrics.json."""
+        run_dir.mkdir(parents=True, exist_ok=True)
+        status = _read_json(run_dir / "status.json")
+        if status.get("state") == "done" and (run_dir / "metrics.json").is_file():
+            log.info("%s: already done in %s (reused)", label, run_dir)
+            return _read_json(run_dir / "metrics.json")
+        log.info("%s: %s", label, " ".join(shlex.quote(c) for c in cmd))
+        t0 = time.time()
+        env = dict(os.environ)
+        repo = Path(__file__).resolve().parents[2]
+        env["PYTHONPATH"] = str(repo) + os.pathsep + env.get("PYTHONPATH", "")
+        with open(self.root / "logs" / f"{run_dir.name}.out", "a") as out:
+            code = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=os.getcwd())
+        status = _read_json(run_dir / "status.json")
+        log.info("%s: exit %d after %.0fs (%s)", label, code, time.time() - t0, status.get("state"))
+        if code != 0 or status.get("state") != "done":
+            why = status.get("error") or f"exit code {code}"
+            raise ArmFailed(f"killswitch: {label} failed ({why}); see {run_dir}/run.log and rerun to resume")
+        return _read_json(run_dir / "metrics.json")
+
+    def _collect(self, arm: ArmSummary, metrics: Mapping[str, Any], run_dir: Path, seed: int | None) -> None:
+        arm.runs.append(str(run_dir))
+        if seed is not None:
+            arm.seeds.append(seed)
+        for m in self.metrics:
+            v = metrics.get(f"{self.split}/{m}")
+            arm.values.setdefault(m, []).append(float(v) if isinstance(v, (int, float)) else float("nan"))
+
+    # ---- the three stages ------------------------------------------------------------------
+    def baseline(self) -> tuple[ArmSummary, str | None]:
+        """The baseline's summary and the checkpoint the arms start from."""
+        b = self.ks.base
+        arm_name = str(b.get("arm", "base"))
+        init = str(self.cfg.init) if self.cfg.get("init") else None
+        summary = ArmSummary(name=arm_name, description=self._describe(arm_name))
+        given = [k for k in ("ckpt", "run", "metrics") if b.get(k)]
+        if len(given) > 1 and not (given == ["ckpt", "metrics"]):
+            raise ConfigError(f"killswitch.base: set one of ckpt, run, metrics (got {given})")
+        if b.get("run"):
+            run = Path(str(b.run)).expanduser().resolve()
+            m = _read_json(run / "metrics.json")
+            if not m:
+                raise ConfigError(f"killswitch.base.run={run}: no metrics.json (not a finished vsynth run)")
+            summary.origin = f"reused {run}"
+            self._collect(summary, m, run, None)
+            best = run / "checkpoints" / "best.pt"
+            return summary, str(best) if best.is_file() else init
+        if b.get("ckpt"):
+            ckpt = Path(str(b.ckpt)).expanduser().resolve()
+            if not ckpt.is_file():
+                raise ConfigError(f"killswitch.base.ckpt={ckpt}: file not found")
+            if b.get("metrics"):
+                summary.origin, summary.measured = "given in config (killswitch.base.metrics)", False
+                self._given(summary, b.metrics)
+                return summary, str(ckpt)
+            run_dir = self.root / f"{arm_name}-eval"
+            m = self.launch("baseline (scoring base.ckpt)", self.command(arm_name, self.seeds[0], run_dir, None,
+                                                                          mode="eval", ckpt=str(ckpt),
+                                                                          baseline=True), run_dir)
+            summary.origin = f"scored here: {ckpt}"
+            self._collect(summary, m, run_dir, None)
+            return summary, str(ckpt)
+        if b.get("metrics"):
+            summary.origin, summary.measured = "given in config (killswitch.base.metrics)", False
+            self._given(summary, b.metrics)
+            return summary, init
+        seed = self.seeds[0]
+        run_dir = self.root / f"{arm_name}-seed{seed}"
+        m = self.launch(f"baseline arm {arm_name} (seed {seed})",
+                        self.command(arm_name, seed, run_dir, init, baseline=True), run_dir)
+        self._collect(summary, m, run_dir, seed)
+        best = run_dir / "checkpoints" / "best.pt"
+        return summary, str(best)
+
+    def _given(self, summary: ArmSummary, values: Mapping[str, Any]) -> None:
+        for m in self.metrics:
+            v = values.get(m)
+            summary.values[m] = [float(v)] if v is not None else [float("nan")]
+
+    def _describe(self, arm: str) -> str:
+        try:
+            from omegaconf import OmegaConf
+
+            from vsynth.paths import conf_dir
+
+            p = conf_dir() / "arm" / f"{arm}.yaml"
+            return str(OmegaConf.load(p).get("description", "")) if p.is_file() else ""
+        except Exception:  # noqa: BLE001
+            return ""
+
+    def arm(self, arm_name: str, start: str | None) -> ArmSummary:
+        summary = ArmSummary(name=arm_name, description=self._describe(arm_name))
+        reuse = (self.ks.get("reuse") or {}).get(arm_name)
+        if reuse:
+            runs = [reuse] if isinstance(reuse, str) else list(reuse)
+            for r in runs:
+                run = Path(str(r)).expanduser().resolve()
+                m = _read_json(run / "metrics.json")
+                if not m:
+                    raise ConfigError(f"killswitch.reuse.{arm_name}={run}: no metrics.json (not a finished vsynth run)")
+                status = _read_json(run / "status.json")
+                self._collect(summary, m, run, status.get("seed"))
+            summary.origin = "reused " + ", ".join(summary.runs)
+            return summary
+        for seed in self.seeds:
+            run_dir = self.root / f"{arm_name}-seed{seed}"
+            m = self.launch(f"arm {arm_name} (seed {seed})", self.command(arm_name, seed, run_dir, start), run_dir)
+            self._collect(summary, m, run_dir, seed)
+        return summary
+
+    def run(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        (self.root / "logs").mkdir(parents=True, exist_ok=True)
+        t0 = time.time()
+        base, start = self.baseline()
+        log.info("Baseline %s: %s (%s); arms start from %s", base.name,
+                 ", ".join(f"{m}={base.mean(m):.4f}" for m in self.metrics), base.origin, start or "fresh weights")
+        control = self.arm(str(self.ks.control), start)
+        treatment = self.arm(str(self.ks.treatment), start)
+        bs = self.ks.get("bootstrap") or {}
+        sigmas = self.ks.get("sigmas")
+        try:
+            contribution = paired_contribution(
+                [Path(r) for r in treatment.runs], [Path(r) for r in control.runs], metric=self.metric,
+                sigmas=list(sigmas) if sigmas else None, samples=int(bs.get("samples", 1000)),
+                seed=int(bs.get("seed", 0)), level=float(bs.get("level", 0.95)), split=self.split)
+        except VsynthError as e:
+            contribution = {"reason": str(e).splitlines()[0]}
+        summary = build_summary(base, control, treatment, metrics=self.metrics, metric=self.metric,
+                                margin=float(self.ks.margin), contribution=contribution)
+        summary["wall_time_s"] = round(time.time() - t0, 1)
+        summary["start_checkpoint"] = start
+        write_outputs(self.root, summary, base, control, treatment, self.metrics,
+                      title=str(self.ks.get("title") or "Kill switch"))
+        log.info("A - B = %s %s; %s", pp(summary["contribution"]["mean"]), self.metric, summary["verdict_line"])
+        print(summary["verdict_line"])
+        flat: dict[str, Any] = {"killswitch/verdict": summary["verdict"], "killswitch/margin": summary["margin"],
+                                "killswitch/gate": summary["gate"]}
+        for key, arm in (("base", base), ("B", control), ("A", treatment)):
+            for m in self.metrics:
+                flat[f"{key}/{m}"] = finite(arm.mean(m))
+        flat["contribution/mean"] = summary["contribution"].get("mean")
+        for k in ("low", "high"):
+            if summary["contribution"].get(k) is not None:
+                flat[f"contribution/{k}"] = summary["contribution"][k]
+        return flat, {"report_written": True, "killswitch": summary}
+
+
+def run_killswitch(cfg, ctx) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``mode=killswitch``: run the experiment in ``ctx.dir``; (metrics for metrics.json, extra)."""
+    if cfg.get("killswitch") is None:
+        raise ConfigError("mode=killswitch needs a killswitch section (use experiment=kill_switch)")
+    return Orchestrator(cfg, ctx).run()

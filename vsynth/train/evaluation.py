@@ -1,0 +1,109 @@
+"""The one evaluation loop: predict a batch, feed the evaluator, compute (as mmengine's ``ValLoop``).
+
+Every task scores a split the same way, during training (validation, the final test) and for
+``mode=eval``: the framework batches the task's evaluation dataset in a fixed order (``eval.batch``,
+``eval.workers``, optionally the first ``eval.max_images``), calls the task's prediction step under
+``torch.no_grad`` and hands each batch, with the dataset indices of its images, to the task's
+evaluator. A task therefore gives three things (:class:`vsynth.task.Task`): ``eval_dataset``,
+``predict_step`` and ``evaluator``. Under DDP rank 0 scores the whole split alone (the evaluators are
+told not to gather) and the others wait for its numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from vsynth.errors import ConfigError
+from vsynth.eval.distributed import local_only
+from vsynth.train.distributed import barrier, broadcast_object
+
+log = logging.getLogger("vsynth.eval")
+
+
+class _Indexed(Dataset):
+    """Items come with their dataset index, so the evaluator knows which image each prediction is for."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> tuple[int, Any]:
+        return i, self.dataset[i]
+
+
+class _IndexedCollate:
+    def __init__(self, collate) -> None:
+        self.collate = collate
+
+    def __call__(self, items: list[tuple[int, Any]]) -> tuple[list[int], Any]:
+        return [i for i, _ in items], self.collate([x for _, x in items])
+
+
+def eval_loader(task, split: str) -> DataLoader:
+    """The split's images in a fixed order, batched by ``eval.batch`` with ``eval.workers`` workers."""
+    ev = task.cfg.eval
+    dataset = task.eval_dataset(split)
+    limit = ev.get("max_images")
+    if limit is not None:
+        if int(limit) < 1:
+            raise ConfigError(f"eval.max_images must be >= 1 or null, got {limit}")
+        dataset = Subset(dataset, range(min(int(limit), len(dataset))))
+    batch, workers = int(ev.batch), int(ev.workers)
+    if batch < 1 or workers < 0:
+        raise ConfigError(f"eval.batch must be >= 1 and eval.workers >= 0, got {batch} and {workers}")
+    return DataLoader(_Indexed(dataset), batch_size=batch, shuffle=False, num_workers=workers,
+                      collate_fn=_IndexedCollate(task.eval_collate))
+
+
+def evaluate(task, model: torch.nn.Module, split: str, outputs: Path | None = None) -> dict[str, Any]:
+    """Score ``model`` on ``split``; keys without the split prefix. ``outputs``: also write the evaluator's
+    per-image files (predictions and ground truth in standard formats) into that folder."""
+    evaluator = task.evaluator(split)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), local_only():
+            for indices, batch in eval_loader(task, split):
+                evaluator.process(indices, batch, task.predict_step(model, batch))
+            metrics = evaluator.compute()
+            if outputs is not None:
+                for path in evaluator.write(Path(outputs), split):
+                    log.info("%s: wrote %s", split, path)
+    finally:
+        model.train(was_training)
+    return metrics
+
+
+def evaluate_on_rank0(task, model: torch.nn.Module, split: str, is_main: bool,
+                      outputs: Path | None = None) -> dict[str, Any]:
+    """:func:`evaluate` on rank 0, its ``split/``-prefixed numbers on every rank."""
+    metrics: dict[str, Any] = {}
+    if is_main:
+        metrics = {f"{split}/{k}": v for k, v in evaluate(task, model, split, outputs).items()}
+    barrier()
+    return broadcast_object(metrics)
+
+
+def score_checkpoint(cfg, task, run) -> dict[str, Any]:
+    """``mode=eval``: score ``ckpt`` on ``eval.split`` and record it like any other run."""
+    if not cfg.get("ckpt"):
+        raise ConfigError("mode=eval needs ckpt=PATH (a vsynth checkpoint or the backend's own)")
+    split = str(cfg.eval.split)
+    if split not in task.eval_splits():
+        raise ConfigError(f"eval.split={split}: this task has splits {list(task.eval_splits())}")
+    path = Path(str(cfg.ckpt)).expanduser()
+    model = task.load_for_eval(path).to(task.device).eval()
+    metrics = evaluate_on_rank0(task, model, split, run.is_main, outputs=run.dir if run.is_main else None)
+    metrics["eval/ckpt"] = str(path.resolve())
+    log.info("%s on %s: %s", path, split,
+             ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+    if run.is_main:
+        task.write_prediction_samples(model, split, run.samples)
+    return metrics
