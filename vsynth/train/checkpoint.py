@@ -96,9 +96,56 @@ def _numpy_data_globals() -> list[Any]:
 _UNSUPPORTED = re.compile(r"(?:Unsupported global: GLOBAL|Unsupported class|global) ([\w.]+)")
 
 
-def _offending_global(e: BaseException) -> str | None:
+def _pickle_globals(path: Path, max_pickles: int = 8) -> list[str]:
+    """The globals a raw (non-zip) pickle file references, in order, read statically with
+    :mod:`pickletools` (nothing is executed; every protocol, unlike torch's own scanner)."""
+    import pickletools
+
+    found: list[str] = []
+    with open(path, "rb") as f:
+        for _ in range(max_pickles):  # a legacy torch file is a few pickles in a row
+            pushed: list[Any] = []
+            memo: dict[Any, Any] = {}
+            try:
+                for op, arg, _pos in pickletools.genops(f):
+                    name = op.name
+                    if name == "GLOBAL":
+                        found.append(str(arg).replace(" ", "."))
+                    elif name == "STACK_GLOBAL" and len(pushed) >= 2:
+                        found.append(f"{pushed[-2]}.{pushed[-1]}")
+                    elif name in ("BINUNICODE", "SHORT_BINUNICODE", "UNICODE", "BINUNICODE8", "STRING",
+                                  "BINSTRING", "SHORT_BINSTRING"):
+                        pushed.append(arg)
+                    elif name in ("BINPUT", "LONG_BINPUT", "PUT") and pushed:
+                        memo[arg] = pushed[-1]
+                    elif name == "MEMOIZE" and pushed:
+                        memo[len(memo)] = pushed[-1]
+                    elif name in ("BINGET", "LONG_BINGET", "GET"):
+                        pushed.append(memo.get(arg))
+                    if name == "STOP":
+                        break
+            except Exception:  # noqa: BLE001  (the end of the file, or not a pickle at all)
+                break
+    return found
+
+
+def _unsafe(names: Sequence[str]) -> list[str]:
+    """Those of ``names`` that ``torch.load(weights_only=True)`` does not allow right now."""
+    try:
+        from torch import _weights_only_unpickler as wou
+
+        allowed = set(wou._get_allowed_globals()) | set(wou._get_user_allowed_globals())
+    except (ImportError, AttributeError):  # another torch: name every non-builtin global
+        allowed = set()
+    return [n for n in names if n not in allowed and not n.startswith(("torch._utils.", "collections.OrderedDict"))]
+
+
+def _offending_global(e: BaseException, path: Path) -> str | None:
     m = _UNSUPPORTED.search(str(e))
-    return m.group(1) if m else None
+    if m:
+        return m.group(1)
+    bad = _unsafe(_pickle_globals(path))
+    return bad[0] if bad else None
 
 
 def _first_line(e: BaseException) -> str:
@@ -147,7 +194,7 @@ def read_checkpoint(path: str | Path, key: str = "ckpt", *, allow: Sequence[Allo
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
-            name = _offending_global(e)
+            name = _offending_global(e, path)
             if name:
                 raise _refuse(key, path, name) from e
             raise CheckpointError(f"{key}={path}: not a readable checkpoint ({_first_line(e)})") from e

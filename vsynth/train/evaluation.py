@@ -95,6 +95,7 @@ def score_checkpoint(cfg, task, run) -> dict[str, Any]:
     """``mode=eval``: score ``ckpt`` on ``eval.split`` and record it like any other run."""
     if not cfg.get("ckpt"):
         raise ConfigError("mode=eval needs ckpt=PATH (a vsynth checkpoint or the backend's own)")
+    task.read_weights(cfg.ckpt, "ckpt")  # first: a bad or unsafe file fails before any data is read
     split = str(cfg.eval.split)
     if split not in task.eval_splits():
         raise ConfigError(f"eval.split={split}: this task has splits {list(task.eval_splits())}")
