@@ -60,10 +60,17 @@ def _error_line(e: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def run_job(cfg: DictConfig, run_dir: Path) -> int:
-    """Run one job in ``run_dir``; returns the process exit code."""
+def run_job(cfg: DictConfig, output_dir: Path) -> int:
+    """Run one job that Hydra started in ``output_dir``; returns the process exit code.
+
+    The job's records go where :mod:`vsynth.run.placement` decided (``output_dir`` itself, or a
+    child/sibling folder when ``output_dir`` holds another run).
+    """
+    from vsynth.run.placement import decide, describe
     from vsynth.train.distributed import cleanup, init_distributed
 
+    placement = decide(output_dir, str(cfg.mode), str(cfg.task.name), str(cfg.resume), str(cfg.eval.split))
+    run_dir = placement.dir
     rank_env = __import__("os").environ.get("RANK", "0")
     is_main = rank_env == "0"
     if not is_main:  # only rank 0 writes run.log; other ranks print warnings and errors only
@@ -72,14 +79,40 @@ def run_job(cfg: DictConfig, run_dir: Path) -> int:
             if isinstance(h, logging.FileHandler):
                 root.removeHandler(h)
         root.setLevel(logging.WARNING)
-    status = Status(run_dir, enabled=is_main)
+    if (line := describe(placement, Path(output_dir))) is not None:
+        log.warning(line)
     previous = read_status(run_dir)
-    if previous and previous.get("state") == "done" and cfg.mode == "train":
+    drift = []
+    if placement.reason == "resume" and cfg.mode == "train":
+        drift = _resume_drift(cfg, run_dir)
+        if drift and str(cfg.resume) != "force":
+            from vsynth.run.drift import describe as describe_drift
+
+            msg = (f"resume: this run folder holds a run started with another configuration ({describe_drift(drift)}); "
+                   "rerun with its values, use a new folder (resume=never), or resume=force to continue it anyway "
+                   "(the drift is recorded)")
+            _trace_logger().error("refused to resume %s: %s", run_dir, msg)
+            log.error("refused to resume: %s", msg)
+            print(f"vsynth: error: {msg}", file=sys.stderr)
+            print(f"Run folder: {run_dir} (unchanged)", file=sys.stderr)
+            return EXIT_USER_ERROR
+    if previous and previous.get("state") == "done" and cfg.mode == "train" and placement.reason == "resume":
         log.info("This run already finished (status.json: done); nothing to do. Run folder: %s", run_dir)
         print(f"Run folder: {run_dir} (already done)")
         return EXIT_OK
+    if is_main:
+        from vsynth.run.atomic import remove_stale_temps
+
+        for stale in remove_stale_temps(run_dir):
+            log.info("removed %s, a temporary file left by a killed write", stale)
+    status = Status(run_dir, enabled=is_main)
     status.start(task=cfg.task.name, arm=cfg.arm.name, mode=cfg.mode, seed=int(cfg.seed), run_dir=str(run_dir),
-                 resumed=bool(previous))
+                 resumed=bool(previous) and placement.reason == "resume")
+    if drift:
+        from vsynth.run.drift import describe as describe_drift
+
+        log.warning("resume=force: continuing a run whose configuration drifted: %s", describe_drift(drift))
+        status.record_drift(drift)
     t0 = time.time()
     code = EXIT_OK
     try:
@@ -92,7 +125,10 @@ def run_job(cfg: DictConfig, run_dir: Path) -> int:
         if ctx.is_main:
             from vsynth.run.envinfo import write_env
 
-            write_env(run_dir / "env.txt", str(dist.device))
+            env_txt = run_dir / "env.txt"  # the first attempt's; a resume's goes beside its config in .hydra/attempts/
+            if env_txt.exists() and placement.hydra_subdir and placement.reason == "resume":
+                env_txt = Path(output_dir) / placement.hydra_subdir / "env.txt"
+            write_env(env_txt, str(dist.device))
             for sub in ("checkpoints", "samples", "tb"):
                 (run_dir / sub).mkdir(exist_ok=True)
         seed_everything(int(cfg.seed) + dist.rank)
@@ -138,6 +174,14 @@ def run_job(cfg: DictConfig, run_dir: Path) -> int:
     if code == EXIT_OK and is_main:
         print(f"Run folder: {run_dir}")
     return code
+
+
+def _resume_drift(cfg: DictConfig, run_dir: Path) -> list:
+    """Result-changing keys whose values differ from those the run in ``run_dir`` started with."""
+    from vsynth.run.drift import config_drift, original_config
+
+    original = original_config(run_dir)
+    return config_drift(original, cfg) if original is not None else []
 
 
 def _set_threads(threads: Any) -> None:

@@ -18,7 +18,9 @@ from typing import Any
 
 import yaml
 
+
 from vsynth.run.atomic import atomic_write, write_text
+from vsynth.run.status import effective_state
 
 HEADLINE_PREFERENCE = ["test/miou", "test/oks_map", "test/ap", "test/ap50", "test/oks_map50", "test/pck@0.05",
                        "test/aacc", "test/acc"]
@@ -60,7 +62,7 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
         comp = _read_json(job / "composition.json") or {}
         row: dict[str, Any] = {"job": job.name}
         row.update({f"override:{k}": v for k, v in _overrides(job).items()})
-        row["status"] = status.get("state", "pending")
+        row["status"] = effective_state(status or None)  # "stale" for a running job whose process is gone
         row["error"] = status.get("error") or ""
         row["wall_time_s"] = status.get("wall_time_s", "")
         row["attempts"] = status.get("attempts", "")

@@ -65,19 +65,25 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+#: the run folder's own subfolders that :func:`atomic_write` writes into (nested run folders, such as a
+#: kill switch's arm runs, are left to their own runs)
+RUN_SUBFOLDERS = ("", "checkpoints", "samples", "data")
+
+
 def remove_stale_temps(folder: str | Path) -> list[Path]:
-    """Delete temp files left by :func:`atomic_write` when a process was killed mid-write (whole tree)."""
+    """Delete temp files left by :func:`atomic_write` when a process was killed mid-write (the run's own files)."""
     removed = []
-    root = Path(folder)
-    if not root.is_dir():
-        return removed
-    for p in root.rglob(f".*{_TMP_SUFFIX}"):
-        if p.is_file():
-            try:
-                p.unlink()
-                removed.append(p)
-            except OSError:
-                pass
+    for sub in RUN_SUBFOLDERS:
+        d = Path(folder) / sub
+        if not d.is_dir():
+            continue
+        for p in d.glob(f".*{_TMP_SUFFIX}"):
+            if p.is_file():
+                try:
+                    p.unlink()
+                    removed.append(p)
+                except OSError:
+                    pass
     return removed
 
 

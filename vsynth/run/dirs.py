@@ -28,15 +28,53 @@ _LAST_KEYS = ("seed",)
 _EXCLUDED_PREFIXES = ("hydra.", "hydra/", "paths.", "resume", "trainer.workers", "trainer.threads", "trainer.stop_at_step", "device")
 
 
-def _claim(path: Path) -> Path:
+def claim(path: Path, first_suffix: int = 1) -> Path:
+    """Create ``path`` (or ``path-1``, ``path-2``... from ``first_suffix``) atomically; the one created."""
     i = 0
     while True:
-        cand = path if i == 0 else path.with_name(f"{path.name}-{i}")
+        cand = path if i == 0 else path.with_name(f"{path.name}-{i + first_suffix - 1}")
         try:
             cand.mkdir(parents=True, exist_ok=False)
             return cand
         except FileExistsError:
             i += 1
+
+
+_claim = claim
+
+
+def _job_id() -> str | None:
+    """An id shared by every process of one multi-process job (torchrun's run id)."""
+    return os.environ.get("TORCHELASTIC_RUN_ID")
+
+
+def shared_choice(key: str, choose, where: Path | None = None) -> str:
+    """``choose()`` made once per multi-process job: rank 0 chooses, the other ranks read its answer.
+
+    Alone (one process), it is just ``choose()``. ``where`` (default: the system temp folder; use a
+    shared filesystem across nodes) holds the small rendezvous file.
+    """
+    import tempfile
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    run_id = _job_id()
+    if world <= 1 or not run_id:
+        return choose()
+    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+    rdv = Path(where or tempfile.gettempdir()) / ".vsynth-rendezvous" / f"{run_id}-{digest}.txt"
+    if int(os.environ.get("RANK", "0")) == 0:
+        chosen = str(choose())
+        rdv.parent.mkdir(parents=True, exist_ok=True)
+        tmp = rdv.with_suffix(".part")
+        tmp.write_text(chosen)
+        os.replace(tmp, rdv)
+        return chosen
+    deadline = time.time() + 120
+    while not rdv.exists():
+        if time.time() > deadline:
+            raise RuntimeError(f"rank 0 did not announce its choice for {key} in {rdv}")
+        time.sleep(0.1)
+    return rdv.read_text().strip()
 
 
 def run_dir(outputs: str, rel: str) -> str:
@@ -111,6 +149,9 @@ def package_file(package: str, relative: str) -> str:
 
 def register_resolvers() -> None:
     """Idempotent: the entry point and submitit's unpickled jobs both call it."""
+    from vsynth.run.placement import register
+
+    register()
     OmegaConf.register_new_resolver("vsynth_run_dir", run_dir, replace=True)
     OmegaConf.register_new_resolver("vsynth_job_dir", lambda o: job_dir(list(o)), replace=True)
     OmegaConf.register_new_resolver("vsynth_pkg_file", package_file, replace=True)

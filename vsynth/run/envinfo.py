@@ -73,4 +73,6 @@ def describe_environment(device: str) -> str:
 
 
 def write_env(path: Path, device: str) -> None:
-    path.write_text(describe_environment(device))
+    from vsynth.run.atomic import write_text
+
+    write_text(path, describe_environment(device))
