@@ -39,7 +39,34 @@ def _hydra_main(cfg: DictConfig) -> int:
     return code
 
 
+def _eval_groups(argv: list[str]) -> list[str]:
+    """``mode=eval ckpt=PATH`` with a vsynth checkpoint: the config groups of the run that wrote it.
+
+    Hydra composes before vsynth runs; composing the checkpoint's own task and data groups (unless the
+    command line names them) means ``python -m vsynth mode=eval ckpt=PATH data.real.test.coco=...`` works
+    for any task without ``task=``. The checkpoint is only peeked at here (memory-mapped, plain data).
+    """
+    pairs = dict(a.lstrip("+~").split("=", 1) for a in argv if "=" in a and not a.startswith("-"))
+    if pairs.get("mode") != "eval" or not pairs.get("ckpt") or "experiment" in pairs:
+        return []
+    from omegaconf import OmegaConf
+
+    from vsynth.train.checkpoint import run_config
+
+    text = run_config(pairs["ckpt"])
+    if text is None:
+        return []
+    stored = OmegaConf.create(text)
+    out = []
+    for group in ("task", "data"):
+        name = OmegaConf.select(stored, f"{group}.name")
+        if group not in pairs and name and (conf_dir() / group / f"{name}.yaml").is_file():
+            out.append(f"{group}={name}")
+    return out
+
+
 def main() -> None:
+    sys.argv[1:1] = _eval_groups(sys.argv[1:])
     _hydra_main()
     sys.exit(_exit_code[0])
 

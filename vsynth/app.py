@@ -119,6 +119,14 @@ def run_job(cfg: DictConfig, output_dir: Path) -> int:
         from vsynth.paths import configure_offline_backends
 
         configure_offline_backends()
+        weights = None
+        if cfg.mode == "eval":  # a vsynth checkpoint carries its run's config: task, model, data, image size
+            from vsynth.train.evaluation import eval_config
+
+            cfg, weights, note = eval_config(cfg, _command_overrides())
+            if note:
+                log.info(note)
+            status.update(task=str(cfg.task.name), arm=str(cfg.arm.name))
         dist = init_distributed(str(cfg.device))
         _set_threads(cfg.trainer.get("threads"))
         ctx = RunContext(run_dir, cfg, dist.rank, dist.world_size, dist.local_rank)
@@ -134,7 +142,7 @@ def run_job(cfg: DictConfig, output_dir: Path) -> int:
         seed_everything(int(cfg.seed) + dist.rank)
         log.info("vsynth %s run in %s (task=%s arm=%s mode=%s device=%s world=%d)", cfg.name, run_dir, cfg.task.name,
                  cfg.arm.name, cfg.mode, dist.device, dist.world_size)
-        metrics, extra = _execute(cfg, ctx, dist.device)
+        metrics, extra = _execute(cfg, ctx, dist.device, weights)
         if ctx.is_main:
             ctx.write_json("metrics.json", metrics)
             status.finish("done", metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float))})
@@ -201,7 +209,17 @@ def _set_threads(threads: Any) -> None:
     log.info("trainer.threads=%d: torch uses %d CPU thread(s)", n, n)
 
 
-def _execute(cfg: DictConfig, ctx: RunContext, device) -> tuple[dict[str, Any], dict[str, Any]]:
+def _command_overrides() -> list[str]:
+    """The command line's ``key=value`` overrides (empty outside Hydra)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return [str(o) for o in HydraConfig.get().overrides.task]
+    except ValueError:
+        return []
+
+
+def _execute(cfg: DictConfig, ctx: RunContext, device, weights=None) -> tuple[dict[str, Any], dict[str, Any]]:
     from hydra.utils import get_class
 
     from vsynth.errors import ConfigError
@@ -217,6 +235,8 @@ def _execute(cfg: DictConfig, ctx: RunContext, device) -> tuple[dict[str, Any], 
         raise ConfigError(f"task._target_={target}: cannot import the task class ({_error_line(e)})") from e
     task = task_cls(cfg, ctx)
     task.device = device
+    if weights is not None:  # already read for its config: the task does not read the file again
+        task.remember_weights(weights, "ckpt")
     if cfg.mode == "train":
         from vsynth.train.trainer import Trainer
 

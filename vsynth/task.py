@@ -123,6 +123,14 @@ class Task(ABC):
                                                   trust=bool(self.cfg.get("trust_checkpoint", False)))
         return cache[(resolved, key)]
 
+    def remember_weights(self, weights: Weights, key: str) -> None:
+        """A checkpoint already read elsewhere (``mode=eval`` reads it for its config) is not read twice.
+
+        Only a vsynth checkpoint (plain data, no allow-list involved) is remembered this way.
+        """
+        if weights.kind == "vsynth" and weights.task in (None, self.name):
+            self.__dict__.setdefault("_weights_cache", {})[(weights.path.resolve(), key)] = weights
+
     def preflight(self) -> None:
         """Checks that need no data, run before any is built: today, reading the ``init`` checkpoint."""
         if self.cfg.get("init"):

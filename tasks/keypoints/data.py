@@ -55,6 +55,7 @@ class Schema:
     sigmas: list[float] | None = None
     origin: str = ""
     flip_origin: str = ""
+    class_name: str = "object"  # the one class YOLO-pose detects here, named by the data
 
     @property
     def kpt_shape(self) -> list[int]:
@@ -73,6 +74,7 @@ class SplitSet:
     names: list[str] | None = None
     flip_idx: list[int] | None = None
     sigmas: list[float] | None = None
+    class_name: str | None = None  # the data's class name(s)
 
 
 def _plain(x: Any) -> Any:
@@ -114,6 +116,7 @@ def read_data_yaml(path: str | Path, key: str = "data.real.yaml") -> SplitSet:
         log.warning("%s=%s has no 'test' split: the final test scores the val split", key, p)
         out.splits["test"] = out.splits["val"]
     out.k, out.ndim = spec.kpt_shape
+    out.class_name = "+".join(str(n) for n in spec.names) if spec.names else None  # single_cls: one class
     out.flip_idx = list(spec.flip_idx) if spec.flip_idx is not None else None
     out.names = list(spec.kpt_names) if spec.kpt_names else None
     out.sigmas = list(spec.kpt_oks_sigmas) if spec.kpt_oks_sigmas is not None else None
@@ -149,8 +152,9 @@ def _kpt_shape_from_labels(labels: Path, key: str) -> tuple[int, int]:
 
 # ---- synthetic: COCO keypoints, converted once ---------------------------------------------------
 
-def _coco_names(coco: Path, key: str) -> tuple[list[str] | None, list[int] | None, list[float] | None, int]:
-    """Keypoint names, the flip map and OKS sigmas if the category has them, and the keypoint count."""
+def _coco_names(coco: Path, key: str) -> tuple[list[str] | None, list[int] | None, list[float] | None, int, str | None]:
+    """Keypoint names, the flip map and OKS sigmas if the category has them, the keypoint count and
+    the category's name."""
     try:
         d = json.loads(coco.read_text())
     except (OSError, json.JSONDecodeError) as e:
@@ -165,7 +169,7 @@ def _coco_names(coco: Path, key: str) -> tuple[list[str] | None, list[int] | Non
     if not d.get("images") or not d.get("annotations"):
         raise DataError(f"{key}={coco}: no images or no annotations (empty source)")
     return (names, [int(i) for i in flip] if flip else None, [float(v) for v in sigmas] if sigmas else None,
-            len(names))
+            len(names), str(c["name"]) if c.get("name") else None)
 
 
 def convert_synthetic(coco: Path, images: Path | None, keypoint_map: Sequence[int] | None, cache: Path,
@@ -263,7 +267,7 @@ class KeypointData:
             images = Path(str(images)).expanduser() if images else None
             if images is not None and not images.is_dir():
                 raise DataError(f"data.synthetic.images={images}: folder not found")
-            names, flip, sigmas, k_src = _coco_names(coco, key)
+            names, flip, sigmas, k_src, cat_name = _coco_names(coco, key)
             sigmas = sigmas or (d or {}).get("synthetic_sigmas")
             kmap = _plain(sc.get("keypoint_map"))
             if kmap is not None:
@@ -273,7 +277,7 @@ class KeypointData:
                     raise ConfigError(f"data.synthetic.keypoint_map: {kmap} must pick distinct indices in "
                                       f"[0, {k_src}) of the {k_src} synthetic keypoints")
             picked = kmap if kmap is not None else list(range(k_src))
-            out = SplitSet(name="synthetic", key=key, k=len(picked), ndim=3,
+            out = SplitSet(name="synthetic", key=key, k=len(picked), ndim=3, class_name=cat_name,
                            names=[names[i] for i in picked] if names else None,
                            sigmas=[float(sigmas[i]) for i in picked] if sigmas and len(sigmas) == k_src else None)
             if flip is not None:  # the map must be closed under the synthetic flip
@@ -356,6 +360,12 @@ class KeypointData:
                     if attr == "flip_idx":
                         schema.flip_origin = f"flip_idx of {s.key}"
                     break
+        class_name = kc.get("class_name") or next((s.class_name for s in sorted(sets, key=lambda s: s.name != "real")
+                                                   if s.class_name), None)
+        if class_name is None:
+            log.info("no class name in the data (a YOLO-pose folder has none): the class is called 'object' "
+                     "(set data.keypoints.class_name)")
+        schema.class_name = str(class_name or "object")
         if schema.names is not None and len(schema.names) != schema.k:
             raise ConfigError(f"data.keypoints.names: {len(schema.names)} names for {schema.k} keypoints")
         if schema.sigmas is not None and len(schema.sigmas) != schema.k:

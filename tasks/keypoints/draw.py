@@ -68,7 +68,7 @@ def caption(img: np.ndarray, text: str) -> None:
     cv2.putText(img, text, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
 
 
-def legend(width: int, names: Sequence[str] | None, side: Sequence[str]) -> np.ndarray:
+def legend(width: int, names: Sequence[str] | None, side: Sequence[str], class_name: str = "object") -> np.ndarray:
     """A strip explaining the colours."""
     bar = np.full((18, width, 3), 32, np.uint8)
     x = 4
@@ -76,7 +76,7 @@ def legend(width: int, names: Sequence[str] | None, side: Sequence[str]) -> np.n
         cv2.circle(bar, (x + 5, 9), 4, colour, -1, cv2.LINE_AA)
         cv2.putText(bar, label, (x + 13, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (230, 230, 230), 1, cv2.LINE_AA)
         x += 70
-    cv2.putText(bar, "(vehicle's own left/right; lines join left-right partners)", (x, 13), cv2.FONT_HERSHEY_SIMPLEX,
+    cv2.putText(bar, f"(the {class_name}'s own left/right; lines join left-right partners)", (x, 13), cv2.FONT_HERSHEY_SIMPLEX,
                 0.35, (180, 180, 180), 1, cv2.LINE_AA)
     return bar
 

@@ -33,7 +33,7 @@ class KeypointSplitEvaluator(SplitEvaluator):
         s = self.schema = task.schema
         ev = task.tc.get("evaluator") or {}
         self.area_factor = float(ev.get("area_factor", 0.53))
-        self.category = task.category_name
+        self.category = s.class_name  # from the data (the demo's schema on the demo)
         self.kev = KeypointEvaluator(s.sigmas, protocol=str(ev.get("protocol", "coco")),
                                      pck_alpha=float(ev.get("pck_alpha", 0.05)), keypoint_names=s.names,
                                      categories={CATEGORY_ID: self.category})

@@ -52,7 +52,7 @@ def resolve_model_yaml(name: str | None) -> str:
 
 
 def build_pose_model(model_yaml: str, kpt_shape: Sequence[int], hyp: Any, oks_sigmas: Sequence[float] | None,
-                     kpt_names: Sequence[str] | None = None, seed: int = 0) -> nn.Module:
+                     kpt_names: Sequence[str] | None = None, seed: int = 0, class_name: str = "object") -> nn.Module:
     """A fresh ``PoseModel`` (one class, ``kpt_shape`` from the data) ready for ``model.loss``."""
     from ultralytics.nn.tasks import PoseModel
 
@@ -65,15 +65,16 @@ def build_pose_model(model_yaml: str, kpt_shape: Sequence[int], hyp: Any, oks_si
         raise ConfigError(f"model.cfg={model_yaml}: cannot build a pose model from it ({first})") from e
     if not hasattr(model, "kpt_shape") or getattr(model.model[-1], "kpt_shape", None) is None:
         raise ConfigError(f"model.cfg={model_yaml}: not a pose model YAML (no keypoint head)")
-    attach_training_attributes(model, hyp, oks_sigmas, kpt_names)
+    attach_training_attributes(model, hyp, oks_sigmas, kpt_names, class_name)
     return model
 
 
 def attach_training_attributes(model: nn.Module, hyp: Any, oks_sigmas: Sequence[float] | None,
-                               kpt_names: Sequence[str] | None) -> None:
-    """What ultralytics' PoseTrainer sets on the model before training (``set_model_attributes``)."""
+                               kpt_names: Sequence[str] | None, class_name: str = "object") -> None:
+    """What ultralytics' PoseTrainer sets on the model before training (``set_model_attributes``); the
+    class name comes from the data."""
     model.nc = 1
-    model.names = {0: "vehicle"}
+    model.names = {0: class_name}
     model.args = hyp  # v8PoseLoss reads the box/cls/dfl/pose/kobj gains from here
     model.kpt_oks_sigmas = list(oks_sigmas) if oks_sigmas is not None else None  # used by the pose loss
     k = int(model.kpt_shape[0])

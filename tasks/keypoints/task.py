@@ -43,7 +43,6 @@ log = logging.getLogger("vsynth.keypoints")
 class KeypointsTask(Task):
     name = "keypoints"
     default_metric = "val/oks_map"
-    category_name = "vehicle"
 
     def __init__(self, cfg, run) -> None:
         super().__init__(cfg, run)
@@ -63,7 +62,8 @@ class KeypointsTask(Task):
 
     # ---- schema and hyperparameters ------------------------------------------------------------
     def used_sources(self) -> list[str]:
-        names = [str(n) for n in self.cfg.arm.sources]
+        """The sources this run reads: the arm's and the evaluation domain (only the latter for mode=eval)."""
+        names = [] if self.cfg.mode == "eval" else [str(n) for n in self.cfg.arm.sources]
         if self.eval_domain not in names:
             names.append(self.eval_domain)
         return names
@@ -87,7 +87,7 @@ class KeypointsTask(Task):
     def data_dict(self) -> dict[str, Any]:
         """The ``data`` mapping ultralytics' datasets read (one class, the run's keypoint schema)."""
         s = self.schema
-        d = {"names": {0: "vehicle"}, "nc": 1, "channels": 3, "kpt_shape": s.kpt_shape}
+        d = {"names": {0: s.class_name}, "nc": 1, "channels": 3, "kpt_shape": s.kpt_shape}
         if s.flip_idx is not None:
             d["flip_idx"] = list(s.flip_idx)
         if s.names:
@@ -140,7 +140,7 @@ class KeypointsTask(Task):
     def fresh_model(self) -> nn.Module:
         s = self.schema
         return build_pose_model(str(self.cfg.model.cfg), s.kpt_shape, self.hyp, s.sigmas, s.names,
-                                seed=int(self.cfg.seed))
+                                seed=int(self.cfg.seed), class_name=s.class_name)
 
     def checkpoint_allow_list(self):
         return (ultralytics_allow_list,)
@@ -304,7 +304,7 @@ class KeypointsTask(Task):
         draw.write_grid(Path(out_dir) / f"pred_{split}.png", tiles, 320, self._legend)
 
     def _legend(self, width: int) -> np.ndarray:
-        return draw.legend(width, self.schema.names, self._sides())
+        return draw.legend(width, self.schema.names, self._sides(), self.schema.class_name)
 
 
 def cv2_imread(path: str) -> np.ndarray:

@@ -121,6 +121,24 @@ def test_eval_mode_reproduces_the_runs_final_metrics(trained, tmp_path, det_cach
     assert (d / "samples" / "pred_test.png").is_file() and _status(d)["state"] == "done"
 
 
+def test_eval_from_the_checkpoint_alone_and_on_other_data(trained, tmp_path, det_cache, demo_root):
+    """No task, model or data on the command line: the checkpoint carries them; data keys score other files."""
+    best = trained / "checkpoints" / "best.pt"
+    p = cli(["mode=eval", f"ckpt={best}", f"hydra.run.dir={tmp_path / 'alone'}"], tmp_path, det_cache)
+    assert p.returncode == 0, p.stderr[-2000:]
+    ours, theirs = _metrics(tmp_path / "alone"), _metrics(trained)
+    for k in ("test/ap", "test/ap50", "test/ap75", "test/ar100"):
+        assert ours[k] == theirs[k], k
+    # the real val files given as the test split: the numbers of the evaluation that chose best.pt
+    real = demo_root / "detection" / "real"
+    p = cli(["mode=eval", f"ckpt={best}", f"data.real.test.coco={real / 'annotations' / 'instances_val.json'}",
+             f"data.real.test.images={real / 'frames' / 'val'}", f"hydra.run.dir={tmp_path / 'other'}"], tmp_path, det_cache)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert _metrics(tmp_path / "other")["test/ap"] == pytest.approx(theirs["val/ap"], abs=1e-12)
+    gt = json.loads((tmp_path / "other" / "gt_test.json").read_text())
+    assert "instances_val.json" in gt["info"]["description"]
+
+
 def test_eval_mode_scores_a_yolox_checkpoint(trained, tmp_path, det_cache):
     best = _ckpt(trained / "checkpoints" / "best.pt")
     pth = tmp_path / "best_ckpt.pth"  # YOLOX trainer's layout, numpy scalar included

@@ -90,3 +90,18 @@ def test_predictions_file_rescores_to_the_same_metrics(arm_b_run):
 def test_second_run_in_the_same_folder_is_not_retrained(kp_cli, arm_b_run):
     p, _ = kp_cli("arm=B", run_dir=arm_b_run)
     assert p.returncode == 0 and "already done" in p.stdout
+
+
+def test_eval_from_the_checkpoint_alone(kp_cache, arm_b_run, tmp_path):
+    """``python -m vsynth mode=eval ckpt=PATH``: the checkpoint carries its task, model, data and image size."""
+    from tests.conftest import run_cli
+
+    trained = json.loads((arm_b_run / "metrics.json").read_text())
+    rd = tmp_path / "alone"
+    p = run_cli(["mode=eval", f"ckpt={arm_b_run / 'checkpoints' / 'best.pt'}", f"hydra.run.dir={rd}"], tmp_path,
+                env={"VSYNTH_CACHE": str(kp_cache), "YOLO_CONFIG_DIR": str(kp_cache / "ultralytics")})
+    assert p.returncode == 0, p.stderr[-3000:]
+    ev = json.loads((rd / "metrics.json").read_text())
+    for k in ("test/oks_map", "test/oks_map50", "test/pck@0.05", "test/box_map50"):
+        assert ev[k] == pytest.approx(trained[k], abs=1e-9), k
+    assert "scoring with the config of the keypoints run that wrote" in (rd / "run.log").read_text()

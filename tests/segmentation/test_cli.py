@@ -162,3 +162,17 @@ def test_ratio_ablation_preset_sweeps_its_six_ratios(seg_cli):
             per_batch[comp["ratio"]] = comp["expected_per_batch"]["real"]
     assert per_batch == {1.0: 8, 0.75: 6, 0.5: 4, 0.25: 2, 0.12: 1, 0.0: 0}  # the users' batches of 8
     assert len(list((roots[0]).glob("*/metrics.json"))) == 6 and (roots[0] / "summary.csv").is_file()
+
+
+def test_eval_from_the_checkpoint_alone(seg_cli):
+    """No experiment, task or data on the command line: the checkpoint carries them."""
+    run = seg_cli.cwd / "train"
+    p = seg_cli(*seg_args("data.ratio=1.0", "trainer.length=2", f"hydra.run.dir={run}"))
+    assert p.returncode == 0, p.stderr[-2000:]
+    p = seg_cli("mode=eval", f"ckpt={run / 'checkpoints' / 'best.pt'}", f"hydra.run.dir={seg_cli.cwd / 'alone'}")
+    assert p.returncode == 0, p.stderr[-2000:]
+    ours, theirs = read_json(seg_cli.cwd / "alone" / "metrics.json"), read_json(run / "metrics.json")
+    assert ours["test/miou"] == pytest.approx(theirs["test/miou"], abs=1e-12)
+    manifest = read_json(seg_cli.cwd / "alone" / "gt_test.json")  # the masks can be re-scored elsewhere
+    assert len(manifest["images"]) == ours["test/num_images"]
+    assert (seg_cli.cwd / "alone" / "predictions_test" / manifest["images"][0]["prediction"]).is_file()

@@ -108,6 +108,11 @@ class Status:
                 except OSError:  # a full or vanished disk must not kill the training thread's run
                     pass
 
+    def update(self, **info: Any) -> None:
+        with self._lock:
+            self.data.update(**info)
+            self._write()
+
     def record_drift(self, drift: list[tuple[str, Any, Any]]) -> None:
         """``resume=force`` continued a run whose configuration changed: keep what changed, per attempt."""
         with self._lock:

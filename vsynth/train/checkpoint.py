@@ -210,6 +210,20 @@ def load_checkpoint(path: str | Path, key: str = "ckpt") -> dict[str, Any]:
     return obj
 
 
+def run_config(path: str | Path) -> str | None:
+    """The composed config (YAML text) stored in a vsynth checkpoint, or None for any other file.
+
+    Memory-maps the file (zip format), so asking costs little even for a large checkpoint; never raises.
+    """
+    try:
+        obj = torch.load(Path(str(path)).expanduser(), map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001  (another kind of file, unsafe, missing: the real read reports it)
+        return None
+    if isinstance(obj, dict) and obj.get("format") == FORMAT and isinstance(obj.get("config"), str):
+        return obj["config"]
+    return None
+
+
 def is_vsynth_checkpoint(path: str | Path) -> bool:
     try:
         load_checkpoint(path)
