@@ -140,3 +140,23 @@ def test_world_with_effects_records_them(tmp_path: Path) -> None:
     b = json.loads((plain / "keypoints/synthetic/annotations/train.json").read_text())["annotations"]
     moved = [np.subtract(x["keypoints"], y["keypoints"]).reshape(-1, 3) for x, y in zip(a, b)]
     assert any(np.abs(m[:2, 1]).max() > 0 for m in moved) and all(np.abs(m[2:]).max() == 0 for m in moved)
+
+
+def test_demo_command_injects_effects(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from vsynth.data.__main__ import main
+
+    effects = '{"keypoint_shift": {"keypoints": ["front_left_wheel"], "offset": [0, 0.1]}, "generated_warp": 3}'
+    assert main(["demo", "--out", str(tmp_path / "w"), "--images", "2", "--tasks", "keypoints", "--size", "128", "96",
+                 "--effects", effects]) == 0
+    meta = json.loads((tmp_path / "w" / "meta.json").read_text())
+    assert meta["effects"]["generated_warp"] == 3.0 and meta["effects"]["keypoint_shift"]["offset"] == [0.0, 0.1]
+    capsys.readouterr()
+    for bad, message in (('{"warp": 3}', "error: --effects.warp: unknown effect"),
+                         ('{"keypoint_shift": {"keypoints": [0], "offset": [0, 1]}}',
+                          "error: --effects.keypoint_shift: the segmentation demo has no keypoint labels"),
+                         ("{", "error: --effects is not valid JSON")):
+        assert main(["demo", "--out", str(tmp_path / "x"), "--images", "2", "--tasks", "segmentation",
+                     "--effects", bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(message)
+    assert not (tmp_path / "x").exists()

@@ -59,3 +59,25 @@ def test_missing_files_name_the_run(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(DataError, match="B-seed0: no gt_test.json"):
         compare_runs(a, [empty], metric="oks_map", samples=10)
+
+
+def test_compare_cli(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    a, b = _runs(tmp_path, "A", [1, 2]), _runs(tmp_path, "B", [3, 4])
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cmd = [sys.executable, "-m", "vsynth.report", "compare", "--a", *map(str, a), "--b", *map(str, b),
+           "--samples", "50", "--out", str(tmp_path / "cmp.json")]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "A - B = " in r.stdout and "Smallest detectable A - B (80% power, 0.05 two-sided)" in r.stdout
+    res = json.loads((tmp_path / "cmp.json").read_text())
+    assert res["seeds"] == {"A": 2, "B": 2} and res["power"]["gate"] == 0.02
+    r = subprocess.run(cmd[:-2] + ["--b", str(tmp_path / "nope")], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        f"vsynth.report: error: {tmp_path / 'nope'}: no gt_test.json + predictions_test.json (the run did not save "
+        "per-image test results)"]

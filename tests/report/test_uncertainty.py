@@ -94,6 +94,7 @@ def test_images_only_interval_undercovers_when_seeds_matter_and_single_seed_is_f
     assert "taken equal" in out["power"]["assumptions"][0]
     out = compare_arms(a[:1], b[:1], samples=100)
     assert out["training_noise"] == "unmeasured" and out["variance"]["seed"] == 0.0
+    assert out["variance"]["seed_share"] is None
     assert "interval covers test images only" in out["notes"][0]
     assert out["power"]["seeds_needed"]["seeds"] is None
     assert "unmeasured" in out["power"]["seeds_needed"]["reason"]

@@ -17,7 +17,8 @@ What is reported (all for the difference of arm means):
 * ``variance.seed``: training noise, sum over arms of (sample variance of the arm's per-seed
   metric on the full test set) / S. ``variance.image``: test-image noise, the variance of the
   difference over image resamples with every seed kept. ``seed_share``/``image_share`` are their
-  shares of the sum. The seed x image interaction is in both (slightly conservative).
+  shares of the sum (None when no arm has two seeds). The seed x image interaction is in both
+  (slightly conservative).
 * the interval: delta +- t * SE, SE the standard deviation of the two-level resamples, t from
   Student's t with Welch-Satterthwaite degrees of freedom (a handful of seeds estimates the seed
   variance poorly, and 1.96 would be overconfident). Seed resamples are rescaled by sqrt(S/(S-1))
@@ -197,8 +198,8 @@ def compare_arms(a: Any, b: Any, *, metric: str = ARRAY_METRIC, samples: int = 1
             "seed_by_arm": v_seed_terms,
             "image": v_image,
             "two_level": v_two_level,
-            "seed_share": v_seed / total if total > 0 else None,
-            "image_share": v_image / total if total > 0 else None,
+            "seed_share": v_seed / total if total > 0 and measured != "unmeasured" else None,
+            "image_share": v_image / total if total > 0 and measured != "unmeasured" else None,
         },
         "training_noise": measured,
         "single_seed": single,

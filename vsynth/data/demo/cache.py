@@ -34,14 +34,15 @@ def demo_key(task: str, seed: int, counts: dict | None, size: tuple[int, int], e
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
 
 
-def check_effects(task: str, effects: Effects, counts: dict | None) -> None:
-    """ConfigError for an injected effect this world cannot carry (it would be silently ignored)."""
-    if effects.keypoint_shift is not None and task != "keypoints":
-        raise ConfigError(f"data.demo.effects.keypoint_shift: the {task} demo has no keypoint labels to shift")
+def check_effects(tasks: list[str] | tuple[str, ...], effects: Effects, counts: dict | None,
+                  key: str = "data.demo.effects") -> None:
+    """ConfigError for an injected effect a world of ``tasks`` cannot carry (it would be silently ignored)."""
+    if effects.keypoint_shift is not None and "keypoints" not in tasks:
+        raise ConfigError(f"{key}.keypoint_shift: the {'/'.join(tasks)} demo has no keypoint labels to shift")
     generated = normalize_counts(counts if counts is not None else default_counts(DEFAULT_IMAGES)).get("generated", {})
     if effects.generated_warp != 1.0 and not any(generated.values()):
-        raise ConfigError(f"data.demo.effects.generated_warp={effects.generated_warp:g}: this {task} demo world has no "
-                          "generated images to warp (set data.demo.generated, e.g. {train: 160})")
+        raise ConfigError(f"{key}.generated_warp={effects.generated_warp:g}: this {'/'.join(tasks)} demo world has "
+                          "no generated images to warp (set data.demo.generated, e.g. {train: 160})")
 
 
 def ensure_demo(
@@ -63,7 +64,7 @@ def ensure_demo(
     """
     if task not in TASKS:
         raise ConfigError(f"task must be one of {list(TASKS)}, got {task!r}")
-    check_effects(task, effects, counts)
+    check_effects([task], effects, counts)
     cache_dir = Path(cache_dir).expanduser()
     key = demo_key(task, seed, counts, size, effects)[:16]
     root = cache_dir / f"{task}-{key}"

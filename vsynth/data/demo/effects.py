@@ -32,9 +32,6 @@ import numpy as np
 from vsynth.data.demo.schema import KEYPOINT_NAMES_24
 from vsynth.errors import ConfigError
 
-_KEY = "data.demo.effects"
-
-
 @dataclass(frozen=True)
 class KeypointShift:
     """Move synthetic keypoints ``indices`` (into the 24-point schema) by ``offset`` object scales."""
@@ -81,24 +78,23 @@ def _number(value: Any, key: str) -> float:
     return float(value)
 
 
-def effects_from_config(section: Any) -> Effects:
-    """``data.demo.effects`` (a mapping or None) as :class:`Effects`; bad values name their key."""
+def effects_from_config(section: Any, key: str = "data.demo.effects") -> Effects:
+    """``data.demo.effects`` (a mapping or None) as :class:`Effects`; bad values name ``key``.subkey."""
     section = _plain(section)
     if section is None:
         return NO_EFFECTS
     if not isinstance(section, Mapping):
-        raise ConfigError(f"{_KEY}: expected a mapping, got {section!r}")
+        raise ConfigError(f"{key}: expected a mapping, got {section!r}")
     unknown = sorted(set(section) - {"keypoint_shift", "generated_warp"})
     if unknown:
-        raise ConfigError(f"{_KEY}.{unknown[0]}: unknown effect (known: keypoint_shift, generated_warp)")
-    warp = _number(section.get("generated_warp", 1.0), f"{_KEY}.generated_warp")
+        raise ConfigError(f"{key}.{unknown[0]}: unknown effect (known: keypoint_shift, generated_warp)")
+    warp = _number(section.get("generated_warp", 1.0), f"{key}.generated_warp")
     if warp < 0:
-        raise ConfigError(f"{_KEY}.generated_warp: expected a strength >= 0, got {warp}")
-    return Effects(keypoint_shift=_shift(section.get("keypoint_shift")), generated_warp=warp)
+        raise ConfigError(f"{key}.generated_warp: expected a strength >= 0, got {warp}")
+    return Effects(keypoint_shift=_shift(section.get("keypoint_shift"), f"{key}.keypoint_shift"), generated_warp=warp)
 
 
-def _shift(section: Any) -> KeypointShift | None:
-    key = f"{_KEY}.keypoint_shift"
+def _shift(section: Any, key: str) -> KeypointShift | None:
     if section is None:
         return None
     if not isinstance(section, Mapping):
