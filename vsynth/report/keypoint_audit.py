@@ -30,6 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from vsynth.errors import ConfigError, DataError
+from vsynth.eval.bootstrap import image_weights
 
 STATS = ("pck", "oks", "dx", "dy")
 _SUMS = ("visible", "hit", "similarity", "matched", "dx", "dy")
@@ -161,8 +162,7 @@ def audit_states(state_a: Any, state_b: Any, names: Sequence[str], *, samples: i
     reps = np.empty((int(samples), 2, len(STATS), k))
     for lo in range(0, int(samples), _CHUNK):
         rows = min(_CHUNK, int(samples) - lo)
-        idx = rng.integers(0, n_images, size=(rows, n_images)) + (np.arange(rows) * n_images)[:, None]
-        weights = np.bincount(idx.ravel(), minlength=rows * n_images).reshape(rows, n_images).astype(np.float64)
+        weights = image_weights(rng, rows, n_images).astype(np.float64)
         reps[lo : lo + rows] = _stats((weights @ flat).reshape((rows,) + sums.shape[1:]))
     arm_low, arm_high = _interval(reps, level)
     diff_reps = reps[:, 0] - reps[:, 1]

@@ -37,7 +37,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from vsynth.errors import ConfigError, DataError
-from vsynth.eval.bootstrap import metric_value
+from vsynth.eval.bootstrap import image_weights, metric_value
 from vsynth.report.power import Variances, power_report, t_quantile
 
 #: image resamples scored per chunk (bounds the (chunk, N) weight matrix for large test sets)
@@ -100,12 +100,6 @@ def _check_same_images(states: Sequence[Any], names: Sequence[str]) -> np.ndarra
     return ref
 
 
-def _image_weights(rng: np.random.Generator, rows: int, n: int) -> np.ndarray:
-    """(rows, n) multiplicities of n images drawn with replacement, one draw per row."""
-    idx = rng.integers(0, n, size=(rows, n)) + (np.arange(rows) * n)[:, None]
-    return np.bincount(idx.ravel(), minlength=rows * n).reshape(rows, n)
-
-
 def _seed_means(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Per resample r, the mean over S seeds drawn with replacement from ``values[:, r]``, rescaled.
 
@@ -153,7 +147,7 @@ def compare_arms(a: Any, b: Any, *, metric: str = ARRAY_METRIC, samples: int = 1
     values_a = np.empty((len(states_a), int(samples)))
     values_b = np.empty((len(states_b), int(samples)))
     for lo in range(0, int(samples), _CHUNK):
-        weights = _image_weights(rng_images, min(_CHUNK, int(samples) - lo), n_images)
+        weights = image_weights(rng_images, min(_CHUNK, int(samples) - lo), n_images)
         for values, states in ((values_a, states_a), (values_b, states_b)):
             for i, state in enumerate(states):
                 values[i, lo : lo + weights.shape[0]] = _resampled(state, metric, weights)

@@ -61,14 +61,19 @@ class Effects:
 NO_EFFECTS = Effects()
 
 
-def _plain(section: Any) -> Any:
-    try:
-        from omegaconf import OmegaConf
+def _mapping(section: Any, key: str, known: tuple[str, ...], what: str) -> Mapping[str, Any] | None:
+    """``section`` as a plain mapping with only ``known`` keys (None stays None); ConfigError naming ``key``."""
+    from omegaconf import OmegaConf
 
-        if OmegaConf.is_config(section):
-            return OmegaConf.to_container(section, resolve=True)
-    except ImportError:  # pragma: no cover
-        pass
+    if OmegaConf.is_config(section):
+        section = OmegaConf.to_container(section, resolve=True)
+    if section is None:
+        return None
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"{key}: expected a mapping of {', '.join(known)}, got {section!r}")
+    unknown = sorted(set(section) - set(known))
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}: unknown {what} (known: {', '.join(known)})")
     return section
 
 
@@ -80,14 +85,9 @@ def _number(value: Any, key: str) -> float:
 
 def effects_from_config(section: Any, key: str = "data.demo.effects") -> Effects:
     """``data.demo.effects`` (a mapping or None) as :class:`Effects`; bad values name ``key``.subkey."""
-    section = _plain(section)
+    section = _mapping(section, key, ("keypoint_shift", "generated_warp"), "effect")
     if section is None:
         return NO_EFFECTS
-    if not isinstance(section, Mapping):
-        raise ConfigError(f"{key}: expected a mapping, got {section!r}")
-    unknown = sorted(set(section) - {"keypoint_shift", "generated_warp"})
-    if unknown:
-        raise ConfigError(f"{key}.{unknown[0]}: unknown effect (known: keypoint_shift, generated_warp)")
     warp = _number(section.get("generated_warp", 1.0), f"{key}.generated_warp")
     if warp < 0:
         raise ConfigError(f"{key}.generated_warp: expected a strength >= 0, got {warp}")
@@ -95,13 +95,9 @@ def effects_from_config(section: Any, key: str = "data.demo.effects") -> Effects
 
 
 def _shift(section: Any, key: str) -> KeypointShift | None:
+    section = _mapping(section, key, ("keypoints", "offset"), "key")
     if section is None:
         return None
-    if not isinstance(section, Mapping):
-        raise ConfigError(f"{key}: expected {{keypoints: [...], offset: [dx, dy]}}, got {section!r}")
-    unknown = sorted(set(section) - {"keypoints", "offset"})
-    if unknown:
-        raise ConfigError(f"{key}.{unknown[0]}: unknown key (known: keypoints, offset)")
     points = section.get("keypoints") or []
     if not isinstance(points, (list, tuple)):
         raise ConfigError(f"{key}.keypoints: expected a list of keypoint names or indices, got {points!r}")
