@@ -249,10 +249,15 @@ def run_audit(gt_path: str | Path, pred_path: str | Path, control_path: str | Pa
     offsets = {label: np.array([[result["keypoints"][n][label][s]["value"] for s in ("dx", "dy")] for n in names],
                                dtype=np.float64) for label in (label_a, label_b)}
     draw_offset_arrows(png, layout, names, offsets, result["flagged"], skeleton,
-                       title=f"Mean keypoint offset: {Path(str(pred_path)).name} ({label_a}) vs "
-                             f"{Path(str(control_path)).name} ({label_b})")
+                       title=f"Mean keypoint offset: {_short(pred_path)} ({label_a}) vs {_short(control_path)} ({label_b})")
     write_json(out / "keypoint_audit.json", result)
     return result
+
+
+def _short(path: str | Path) -> str:
+    """The file name with its folder (run folders all hold a predictions_test.json)."""
+    p = Path(str(path))
+    return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
 
 
 def _skeleton(data: Any, k: int) -> list[tuple[int, int]]:
