@@ -262,14 +262,15 @@ class DetectionData:
         if not demo.get("enabled", False):
             return None
         if self._demo_root is None:
-            from vsynth.data.demo import ensure_demo
+            from vsynth.data.demo import effects_from_config, ensure_demo
 
             counts = {d: {s: int(n) for s, n in (demo.get(d) or {}).items()} for d in ("real", "synthetic", "generated")
                       if demo.get(d)}
             size = tuple(int(v) for v in demo.get("image_size", (320, 240)))
             log.info("demo world (detection): %s, generated on first use into %s", counts, self.cache / "demo")
             self._demo_root = ensure_demo("detection", self.cache / "demo", int(demo.get("seed", 0)), counts, size,
-                                          log=lambda m: log.info("demo: %s", m))
+                                          log=lambda m: log.info("demo: %s", m),
+                                          effects=effects_from_config(demo.get("effects")))
         return self._demo_root
 
     def locate(self, source: str, split: str) -> tuple[Path, Path] | None:

@@ -32,12 +32,13 @@ def _counts(section: Any, key: str) -> dict[str, int]:
 
 def demo_sources(demo_cfg: Mapping[str, Any], cache: Path) -> dict[str, Any]:
     """Generate (first use) or find the keypoint demo world; paths of its real and synthetic data."""
-    from vsynth.data.demo import ensure_demo
+    from vsynth.data.demo import effects_from_config, ensure_demo
 
     counts = {"real": _counts(demo_cfg.get("real"), "real"), "synthetic": _counts(demo_cfg.get("synthetic"), "synthetic")}
     size = tuple(int(v) for v in (demo_cfg.get("image_size") or (320, 240)))
     root = ensure_demo("keypoints", Path(cache).expanduser() / "demo", int(demo_cfg.get("seed", 0)), counts, size,
-                       log=lambda msg: log.info("demo world: %s", msg))
+                       log=lambda msg: log.info("demo world: %s", msg),
+                       effects=effects_from_config(demo_cfg.get("effects")))
     log.info("demo world: %s", root)
     base = root / "keypoints"
     out: dict[str, Any] = {"root": root, "real_yaml": base / "real" / "data.yaml"}

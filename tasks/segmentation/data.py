@@ -101,12 +101,13 @@ def resolve_layout(cfg, cache: Path) -> SegLayout:
     demo = d.get("demo") or {}
     demo_root = None
     if demo.get("enabled"):
-        from vsynth.data.demo import ensure_demo
+        from vsynth.data.demo import effects_from_config, ensure_demo
 
         counts = OmegaConf.to_container(demo.counts, resolve=True) if demo.get("counts") is not None else None
         size = tuple(int(v) for v in (demo.get("size") or (320, 240)))
         world = ensure_demo("segmentation", Path(cache).expanduser() / "demo", int(demo.get("seed", 0)), counts, size,
-                            log=lambda m: log.info("demo world: %s", m))
+                            log=lambda m: log.info("demo world: %s", m),
+                            effects=effects_from_config(demo.get("effects")))
         demo_root = world / "segmentation"
         log.info("Demo world: %s", world)
     root = real.get("root")

@@ -2,6 +2,7 @@
 
     python -m vsynth.data demo --out DIR [--images N] [--seed S] [--size W H]
                                [--tasks keypoints,detection,segmentation] [--counts JSON] [--overwrite]
+                               [--effects JSON]   (injected known effects, see data.demo.effects)
     python -m vsynth.data convert-coco-pose --json FILE --images DIR --out DIR [--split train]
                                [--keypoint-map 0-13] [--box-source annotation|keypoints] [--box-pad F]
                                [--visibility keep|binary] [--flip-idx LIST] [--link symlink|hardlink|copy]
@@ -39,7 +40,8 @@ def _int_list(text: str) -> list[int]:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from vsynth.data.demo import TASKS, default_counts, write_demo
+    from vsynth.data.demo import NO_EFFECTS, TASKS, default_counts, effects_from_config, write_demo
+    from vsynth.data.demo.cache import check_effects
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     if args.counts:
@@ -49,6 +51,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             raise ConfigError(f"--counts is not valid JSON: {exc.msg}") from None
     else:
         counts = default_counts(args.images)
+    effects = NO_EFFECTS
+    if args.effects:
+        try:
+            effects = effects_from_config(json.loads(args.effects), key="--effects")
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--effects is not valid JSON: {exc.msg}") from None
+        check_effects(tasks or list(TASKS), effects, counts, key="--effects")
     out = Path(args.out).absolute()
     if out.exists() and any(out.iterdir()):
         if not args.overwrite:
@@ -58,7 +67,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     start = time.perf_counter()
     try:
-        write_demo(tmp, tasks or list(TASKS), args.seed, counts, tuple(args.size), final_root=out, log=print)
+        write_demo(tmp, tasks or list(TASKS), args.seed, counts, tuple(args.size), final_root=out, log=print,
+                   effects=effects)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
@@ -138,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--size", type=int, nargs=2, default=[320, 240], metavar=("W", "H"))
     demo.add_argument("--tasks", default="keypoints,detection,segmentation", help="comma-separated subset")
     demo.add_argument("--overwrite", action="store_true", help="replace an existing demo world in --out")
+    demo.add_argument("--effects", help='known effects to inject, as JSON (see data.demo.effects), e.g. '
+                      '\'{"keypoint_shift": {"keypoints": ["front_left_wheel"], "offset": [0, 0.1]}, "generated_warp": 5}\'')
     demo.set_defaults(func=_cmd_demo)
 
     conv = sub.add_parser("convert-coco-pose", help="convert a COCO keypoints split to a YOLO-pose folder")

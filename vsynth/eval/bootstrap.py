@@ -45,6 +45,12 @@ def metric_value(metrics: dict[str, Any], metric: str) -> float:
     return float(value)
 
 
+def image_weights(rng: np.random.Generator, rows: int, n_images: int) -> np.ndarray:
+    """(rows, n_images) multiplicities of ``n_images`` images drawn with replacement, one draw per row."""
+    idx = rng.integers(0, n_images, size=(rows, n_images)) + (np.arange(rows) * n_images)[:, None]
+    return np.bincount(idx.ravel(), minlength=rows * n_images).reshape(rows, n_images)
+
+
 def paired_bootstrap(
     a: Any,
     b: Any,

@@ -287,7 +287,9 @@ class KeypointEvaluator(InstanceEvaluator):
         return np.exp(-(d2 / ((2 * self.sigmas) ** 2 * (scale + _ULTRALYTICS_EPS) * 2)))
 
     def _extras(self, block: InstanceBlock, gt_idx: np.ndarray, gt_det: np.ndarray) -> dict[str, np.ndarray]:
-        """Per image and keypoint: visible count, PCK hits, summed per-keypoint similarity."""
+        """Per image and keypoint: visible count, PCK hits, summed per-keypoint similarity; and, over
+        the visible points of matched ground truths, their count and summed signed offset (dx, dy) of
+        the prediction in units of object scale, sqrt(area) (at least 1 px), for the keypoint audit."""
         n_img = block.image_ids.size
         gt_kpts = block.gt["keypoints"][gt_idx]
         visible = gt_kpts[:, :, 2] > 0
@@ -302,10 +304,14 @@ class KeypointEvaluator(InstanceEvaluator):
         hit = counted & (np.sqrt(d2) <= radius[:, None])
         similarity = np.where(counted, self._point_similarity(block, gt_idx, d2), 0.0)
         image = block.gt["image"][gt_idx]
+        scale = np.sqrt(np.maximum(block.gt["areas"][gt_idx], 1.0))[:, None]
+        offset = np.where(counted[..., None], np.stack([dx, dy], axis=-1) / scale[..., None], 0.0)
         return {
             "kp_visible": sum_per_image(image, visible.astype(np.int64), n_img),
             "kp_hit": sum_per_image(image, hit.astype(np.int64), n_img),
             "kp_similarity": sum_per_image(image, similarity, n_img),
+            "kp_matched": sum_per_image(image, counted.astype(np.int64), n_img),
+            "kp_offset": sum_per_image(image, offset, n_img),
         }
 
     def _summarize(self, state: InstanceState, image_weights: np.ndarray | None) -> dict[str, Any]:

@@ -6,11 +6,13 @@ Everything is pure numpy + OpenCV and deterministic from a seed, so every task a
 runs end to end on a CPU laptop without downloading anything.
 
 Entry points: `ensure_demo` (generate once into a cache, used by the tasks), `write_demo`
-(used by ``python -m vsynth.data demo``), and the schema constants below.
+(used by ``python -m vsynth.data demo``), the schema constants below, and `Effects` (known
+effects the world can inject for testing the analyses: ``data.demo.effects``).
 """
 
 from vsynth.data.demo.cache import demo_key, ensure_demo
 from vsynth.data.demo.domains import DOMAINS, GENERATED_CONDITIONS, GENERATOR_NAME
+from vsynth.data.demo.effects import NO_EFFECTS, Effects, KeypointShift, effects_from_config
 from vsynth.data.demo.schema import (
     DETECTION_CLASSES,
     FLIP_IDX_14,
@@ -36,6 +38,7 @@ __all__ = [
     "DEMO_VERSION",
     "DETECTION_CLASSES",
     "DOMAINS",
+    "Effects",
     "FLIP_IDX_14",
     "FLIP_IDX_24",
     "GENERATED_CONDITIONS",
@@ -46,6 +49,8 @@ __all__ = [
     "KEYPOINT_NAMES_24",
     "KPT_OKS_SIGMAS_14",
     "KPT_OKS_SIGMAS_24",
+    "KeypointShift",
+    "NO_EFFECTS",
     "SEG_CLASSES",
     "SEG_PALETTE",
     "SIDEWALK_CLASSES",
@@ -56,6 +61,7 @@ __all__ = [
     "TASKS",
     "default_counts",
     "demo_key",
+    "effects_from_config",
     "ensure_demo",
     "normalize_counts",
     "write_demo",

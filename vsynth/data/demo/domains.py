@@ -22,6 +22,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from vsynth.data.demo.effects import generated_warp_matrix
+
 Color = tuple[float, float, float]  # BGR
 
 DOMAINS = ("real", "synthetic", "generated")
@@ -167,11 +169,12 @@ def finish_real(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.convertScaleAbs(out)  # saturating cast to uint8
 
 
-def stylize_generated(img: np.ndarray, rng: np.random.Generator, condition: str) -> np.ndarray:
+def stylize_generated(img: np.ndarray, rng: np.random.Generator, condition: str, warp: float = 1.0) -> np.ndarray:
     """An image-to-image generator's look: brighter, low contrast, desaturated, soft, warped.
 
-    The warp (a few pixels of shift plus a little scale and rotation) is what makes labels
-    reused from the source image slightly misaligned, as they are for real generators.
+    The warp (a few pixels of shift plus a little scale and rotation, times ``warp``; see
+    :func:`vsynth.data.demo.effects.generated_warp_matrix`) is what makes labels reused from the
+    source image misaligned, as they are for real generators.
     """
     h, w = img.shape[:2]
     tint = {
@@ -191,10 +194,7 @@ def stylize_generated(img: np.ndarray, rng: np.random.Generator, condition: str)
     blotch = rng.uniform(-12.0, 12.0, size=(3, 4, 3)).astype(np.float32)
     out += cv2.resize(blotch, (w, h), interpolation=cv2.INTER_CUBIC)
     out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.7, 1.4)))
-    angle = float(rng.uniform(-1.0, 1.0))
-    scale = float(rng.uniform(0.98, 1.02))
-    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
-    m[:, 2] += rng.uniform(2.0, 5.0, size=2) * rng.choice([-1.0, 1.0], size=2)
+    m = generated_warp_matrix(rng, (w, h), warp)
     out = cv2.warpAffine(out, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     return np.clip(out, 0, 255).astype(np.uint8)
 

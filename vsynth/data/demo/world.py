@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from vsynth.data.demo.domains import GENERATED_CONDITIONS, STYLES, finish_real, real_box, real_keypoints, stylize_generated
+from vsynth.data.demo.effects import NO_EFFECTS, Effects, shift_keypoints
 from vsynth.data.demo.render import RenderedObject, render_scene
 from vsynth.data.demo.scene import DETECTION_KINDS, KEYPOINT_KINDS, sample_scene
 from vsynth.data.demo.schema import IGNORE_INDEX
@@ -40,14 +41,22 @@ def sample_rng(seed: int, task: str, domain: str, split: str, index: int) -> np.
     return np.random.default_rng([int(seed), _TASK_IDS[task], _DOMAIN_IDS[domain], _SPLIT_IDS[split], int(index)])
 
 
-def render_sample(task: str, domain: str, seed: int, split: str, index: int, size: tuple[int, int]) -> Sample:
-    """Render sample ``index`` of ``task``/``domain``/``split`` (domain 'real' or 'synthetic')."""
+def render_sample(task: str, domain: str, seed: int, split: str, index: int, size: tuple[int, int],
+                  effects: Effects = NO_EFFECTS) -> Sample:
+    """Render sample ``index`` of ``task``/``domain``/``split`` (domain 'real' or 'synthetic').
+
+    ``effects.keypoint_shift`` moves the chosen synthetic keypoints (an injected convention shift).
+    """
     rng = sample_rng(seed, task, domain, split, index)
     style = STYLES[domain]
     kinds, count = (KEYPOINT_KINDS, (1, 3)) if task == "keypoints" else (DETECTION_KINDS, (1, 4))
     rendered = render_scene(sample_scene(rng, style, size, kinds, count))
     if domain != "real":
-        return Sample(rendered.image, rendered.semantic, rendered.objects, jpeg_quality=95)
+        objects = rendered.objects
+        if effects.keypoint_shift is not None:
+            objects = [RenderedObject(o.kind, o.bbox, shift_keypoints(o.keypoints, o.area, effects.keypoint_shift, size),
+                                      o.area, o.instance_id) if o.keypoints is not None else o for o in objects]
+        return Sample(rendered.image, rendered.semantic, objects, jpeg_quality=95)
     image = finish_real(rendered.image, rng)
     objects = []
     for obj in rendered.objects:
@@ -72,6 +81,9 @@ def generated_condition(index: int, n_sources: int) -> str:
     return GENERATED_CONDITIONS[(index % n + index // n) % len(GENERATED_CONDITIONS)]
 
 
-def stylize_sample(source_bgr: np.ndarray, task: str, seed: int, split: str, index: int, condition: str) -> np.ndarray:
-    """The generated-domain copy ``index`` of a real image (already read back from its JPEG)."""
-    return stylize_generated(source_bgr, sample_rng(seed, task, "generated", split, index), condition)
+def stylize_sample(source_bgr: np.ndarray, task: str, seed: int, split: str, index: int, condition: str,
+                   effects: Effects = NO_EFFECTS) -> np.ndarray:
+    """The generated-domain copy ``index`` of a real image (already read back from its JPEG);
+    ``effects.generated_warp`` sets the strength of its warp."""
+    return stylize_generated(source_bgr, sample_rng(seed, task, "generated", split, index), condition,
+                             warp=effects.generated_warp)

@@ -39,6 +39,7 @@ import numpy as np
 
 from vsynth import __version__
 from vsynth.data.demo.domains import DOMAINS, GENERATOR_NAME
+from vsynth.data.demo.effects import NO_EFFECTS, Effects
 from vsynth.data.demo.schema import (
     DETECTION_CLASSES,
     FLIP_IDX_14,
@@ -120,7 +121,8 @@ def _xywh(box: np.ndarray) -> tuple[float, float, float, float]:
 
 
 def _write_generated(
-    task: str, seed: int, split: str, n: int, sources: list[Path], out_images: Path, log: Log | None
+    task: str, seed: int, split: str, n: int, sources: list[Path], out_images: Path, log: Log | None,
+    effects: Effects = NO_EFFECTS,
 ) -> list[tuple[Path, Path, str]]:
     """Style-transfer ``n`` copies of the ``sources`` (cycled); returns (generated, source, condition)."""
     out_images.mkdir(parents=True, exist_ok=True)
@@ -128,7 +130,7 @@ def _write_generated(
     for i in range(n):
         src = sources[i % len(sources)]
         condition = generated_condition(i, len(sources))
-        image = stylize_sample(cv2.imread(str(src), cv2.IMREAD_COLOR), task, seed, split, i, condition)
+        image = stylize_sample(cv2.imread(str(src), cv2.IMREAD_COLOR), task, seed, split, i, condition, effects)
         target = out_images / f"gen_{split}_{i:06d}.jpg"
         _imwrite(target, image, 90)
         made.append((target, src, condition))
@@ -137,7 +139,8 @@ def _write_generated(
     return made
 
 
-def write_keypoints(base: Path, final_base: Path, seed: int, counts: Counts, size: tuple[int, int], log: Log | None = None) -> dict:
+def write_keypoints(base: Path, final_base: Path, seed: int, counts: Counts, size: tuple[int, int], log: Log | None = None,
+                    effects: Effects = NO_EFFECTS) -> dict:
     """Real (YOLO-pose, 14 points), synthetic (COCO, 24 points) and generated keypoint data."""
     width, height = size
     real_sources: dict[str, list[tuple[Path, Path]]] = {}
@@ -176,7 +179,7 @@ def write_keypoints(base: Path, final_base: Path, seed: int, counts: Counts, siz
         images.mkdir(parents=True, exist_ok=True)
         records, annotations = [], []
         for i in range(n):
-            sample = render_sample("keypoints", "synthetic", seed, split, i, size)
+            sample = render_sample("keypoints", "synthetic", seed, split, i, size, effects)
             name = f"syn_{split}_{i:06d}.jpg"
             _imwrite(images / name, sample.image, sample.jpeg_quality)
             records.append(ImageRecord(path=images / name, width=width, height=height, id=i + 1, file_name=name))
@@ -197,7 +200,8 @@ def write_keypoints(base: Path, final_base: Path, seed: int, counts: Counts, siz
     rows: list[GeneratedRow] = []
     for split, n in _splits(counts, "generated"):
         sources = dict(real_sources[split])
-        made = _write_generated("keypoints", seed, split, n, list(sources), base / "generated" / "images" / split, log)
+        made = _write_generated("keypoints", seed, split, n, list(sources), base / "generated" / "images" / split, log,
+                                effects)
         labels = base / "generated" / "labels" / split
         labels.mkdir(parents=True, exist_ok=True)
         for generated, src, condition in made:
@@ -213,7 +217,8 @@ def write_keypoints(base: Path, final_base: Path, seed: int, counts: Counts, siz
     }
 
 
-def write_detection(base: Path, final_base: Path, seed: int, counts: Counts, size: tuple[int, int], log: Log | None = None) -> dict:
+def write_detection(base: Path, final_base: Path, seed: int, counts: Counts, size: tuple[int, int], log: Log | None = None,
+                    effects: Effects = NO_EFFECTS) -> dict:
     """COCO detection for real (loose boxes), synthetic (exact boxes) and generated images."""
     width, height = size
     category_ids = list(range(1, len(DETECTION_CLASSES) + 1))
@@ -244,7 +249,8 @@ def write_detection(base: Path, final_base: Path, seed: int, counts: Counts, siz
     for split, n in _splits(counts, "generated"):
         source = real_sets[split]
         by_image = source.annotations_by_image()
-        made = _write_generated("detection", seed, split, n, [im.path for im in source.images], base / "generated" / "images" / split, log)
+        made = _write_generated("detection", seed, split, n, [im.path for im in source.images],
+                                base / "generated" / "images" / split, log, effects)
         records, annotations = [], []
         src_json = base / "real" / "annotations" / f"instances_{split}.json"
         for i, (generated, src, condition) in enumerate(made):
@@ -266,7 +272,8 @@ def write_detection(base: Path, final_base: Path, seed: int, counts: Counts, siz
     }
 
 
-def write_segmentation(base: Path, final_base: Path, seed: int, counts: Counts, size: tuple[int, int], log: Log | None = None) -> dict:
+def write_segmentation(base: Path, final_base: Path, seed: int, counts: Counts, size: tuple[int, int],
+                       log: Log | None = None, effects: Effects = NO_EFFECTS) -> dict:
     """Image/mask folders (full classes and the 2-class sidewalk variant) + generated manifests."""
     lut = np.full(256, IGNORE_INDEX, np.uint8)
     lut[: len(SEG_CLASSES)] = sidewalk_lut()
@@ -300,7 +307,8 @@ def write_segmentation(base: Path, final_base: Path, seed: int, counts: Counts, 
     for split, n in _splits(counts, "generated"):
         pairs = real_pairs[split]
         labels = {image: (mask, side) for image, mask, side in pairs}
-        made = _write_generated("segmentation", seed, split, n, [p[0] for p in pairs], base / "generated" / "images" / split, log)
+        made = _write_generated("segmentation", seed, split, n, [p[0] for p in pairs],
+                                base / "generated" / "images" / split, log, effects)
         for generated, src, condition in made:
             full.append(GeneratedRow(generated, src, labels[src][0], condition, GENERATOR_NAME))
             sidewalk_rows.append(GeneratedRow(generated, src, labels[src][1], condition, GENERATOR_NAME))
@@ -325,12 +333,14 @@ def write_demo(
     size: tuple[int, int] = DEFAULT_SIZE,
     final_root: str | Path | None = None,
     log: Log | None = None,
+    effects: Effects = NO_EFFECTS,
 ) -> Path:
     """Write the demo world for ``tasks`` into ``out`` (created; should be new or empty).
 
     ``final_root`` is where the folder will live when the caller renames it into place (absolute
     paths inside, e.g. the YOLO data YAML's ``path``, point there); it defaults to ``out``.
-    ``meta.json`` is written last, so its presence means the world is complete.
+    ``meta.json`` is written last, so its presence means the world is complete. ``effects``
+    injects known effects (:mod:`vsynth.data.demo.effects`), recorded in ``meta.json``.
     """
     unknown = [t for t in tasks if t not in TASKS]
     if unknown or not tasks:
@@ -346,7 +356,7 @@ def write_demo(
     out.mkdir(parents=True, exist_ok=True)
     layout = {}
     for task in tasks:
-        layout[task] = _WRITERS[task](out / task, final / task, int(seed), counts, (width, height), log)
+        layout[task] = _WRITERS[task](out / task, final / task, int(seed), counts, (width, height), log, effects)
     meta = {
         "version": DEMO_VERSION,
         "vsynth_version": __version__,
@@ -366,5 +376,8 @@ def write_demo(
         "detection": {"classes": DETECTION_CLASSES},
         "segmentation": {"classes": SEG_CLASSES, "palette": SEG_PALETTE, "sidewalk_classes": SIDEWALK_CLASSES, "ignore_index": IGNORE_INDEX},
     }
+    if effects.cache_params():
+        meta["effects"] = {"injected": True, **effects.cache_params(),
+                           "note": "known effects planted for testing the analyses (vsynth.data.demo.effects), not findings"}
     write_json_atomic(out / "meta.json", json.loads(json.dumps(meta)))
     return out
