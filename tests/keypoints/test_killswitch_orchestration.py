@@ -77,9 +77,17 @@ def test_trains_base_then_arms_from_its_best_checkpoint(monkeypatch, tmp_path):
     assert f"hydra.run.dir={tmp_path / 'A-seed1'}" in launched[-1]
     assert metrics["killswitch/verdict"] == "PASS"  # 0.335 >= 0.30 + 0.02
     s = json.loads((tmp_path / "killswitch.json").read_text())
-    assert s["arms"]["A"]["seeds"] == [0, 1] and s["contribution"]["pairs"] == 2
+    assert s["arms"]["A"]["seeds"] == [0, 1] and s["contribution"]["seeds"] == {"A": 2, "B": 2}
     assert s["contribution"]["mean"] == pytest.approx(0.025)
-    assert "VERDICT: PASS" in (tmp_path / "report.md").read_text()
+    con = s["contribution"]  # two-level bootstrap: seeds and images, with power
+    assert con["low"] <= con["delta"] <= con["high"] and con["training_noise"] == "measured"
+    assert {"mde", "gate_detectable", "seeds_needed", "images_needed"} <= set(con["power"])
+    assert set(s["delta_vs_base_uncertainty"]) == {"A", "B"}
+    assert [p["seed"] for p in s["keypoint_audit"]["pairs"]] == [0, 1]
+    assert (tmp_path / "keypoint_audit" / "seed0" / "keypoint_audit.png").is_file()
+    report = (tmp_path / "report.md").read_text()
+    assert "VERDICT: PASS" in report and "## Power" in report and "Which keypoints moved" in report
+    assert "contribution/mde" in metrics and "seed_share" in con["variance"]
     assert extra["report_written"] is True
 
 

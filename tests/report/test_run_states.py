@@ -79,5 +79,5 @@ def test_compare_cli(tmp_path: Path) -> None:
     assert res["seeds"] == {"A": 2, "B": 2} and res["power"]["gate"] == 0.02
     r = subprocess.run(cmd[:-2] + ["--b", str(tmp_path / "nope")], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
-        f"vsynth.report: error: {tmp_path / 'nope'}: no gt_test.json + predictions_test.json (the run did not save "
-        "per-image test results)"]
+        f"vsynth.report: error: {tmp_path / 'nope'}: no gt_test.json + predictions_test.json (or predictions_test/ "
+        "masks): the run did not save per-image test results"]

@@ -39,14 +39,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from vsynth.errors import ConfigError, VsynthError
-from vsynth.report.killswitch import (
-    ArmSummary,
-    finite,
-    pp,
-    build_summary,
-    paired_contribution,
-    write_outputs,
-)
+from vsynth.report.killswitch import ArmSummary, build_summary, finite, pp, write_outputs
 
 log = logging.getLogger("vsynth.killswitch")
 
@@ -254,17 +247,13 @@ class Orchestrator:
                  ", ".join(f"{m}={base.mean(m):.4f}" for m in self.metrics), base.origin, start or "fresh weights")
         control = self.arm(str(self.ks.control), start)
         treatment = self.arm(str(self.ks.treatment), start)
-        bs = self.ks.get("bootstrap") or {}
-        sigmas = self.ks.get("sigmas")
-        try:
-            contribution = paired_contribution(
-                [Path(r) for r in treatment.runs], [Path(r) for r in control.runs], metric=self.metric,
-                sigmas=list(sigmas) if sigmas else None, samples=int(bs.get("samples", 1000)),
-                seed=int(bs.get("seed", 0)), level=float(bs.get("level", 0.95)), split=self.split)
-        except VsynthError as e:
-            contribution = {"reason": str(e).splitlines()[0]}
+        contribution = self._compare(treatment, control)
         summary = build_summary(base, control, treatment, metrics=self.metrics, metric=self.metric,
                                 margin=float(self.ks.margin), contribution=contribution)
+        if base.measured and base.runs:
+            summary["delta_vs_base_uncertainty"] = {arm.name: self._compare(arm, base, gate=None)
+                                                    for arm in (control, treatment)}
+        summary["keypoint_audit"] = self._audit(treatment, control)
         summary["wall_time_s"] = round(time.time() - t0, 1)
         summary["start_checkpoint"] = start
         write_outputs(self.root, summary, base, control, treatment, self.metrics,
@@ -276,11 +265,67 @@ class Orchestrator:
         for key, arm in (("base", base), ("B", control), ("A", treatment)):
             for m in self.metrics:
                 flat[f"{key}/{m}"] = finite(arm.mean(m))
-        flat["contribution/mean"] = summary["contribution"].get("mean")
-        for k in ("low", "high"):
-            if summary["contribution"].get(k) is not None:
-                flat[f"contribution/{k}"] = summary["contribution"][k]
+        con = summary["contribution"]
+        flat["contribution/mean"] = con.get("mean")
+        pw, var = con.get("power") or {}, con.get("variance") or {}
+        for key, value in (("low", con.get("low")), ("high", con.get("high")), ("p_value", con.get("p_value")),
+                           ("se", con.get("se")), ("seed_share", var.get("seed_share")), ("mde", pw.get("mde")),
+                           ("gate_detectable", pw.get("gate_detectable")),
+                           ("seeds_needed", (pw.get("seeds_needed") or {}).get("seeds")),
+                           ("images_needed", (pw.get("images_needed") or {}).get("images"))):
+            if value is not None:
+                flat[f"contribution/{key}"] = value
+        if summary.get("keypoint_audit"):
+            flat["keypoint_audit/flagged"] = summary["keypoint_audit"].get("every_seed")
         return flat, {"report_written": True, "killswitch": summary}
+
+    # ---- statistics on the runs' per-image files --------------------------------------------------
+    def _compare(self, a: ArmSummary, b: ArmSummary, gate: float | None | str = "margin") -> dict[str, Any]:
+        """Two-level bootstrap (seeds, then test images) of mean(a) - mean(b) on the runs' test files."""
+        from vsynth.report.run_states import compare_runs
+
+        bs = self.ks.get("bootstrap") or {}
+        sigmas = self.ks.get("sigmas")
+        try:
+            return compare_runs(a.runs, b.runs, metric=self.metric, split=self.split,
+                                sigmas=list(sigmas) if sigmas else None, names=(a.name, b.name),
+                                samples=int(bs.get("samples", 1000)), seed=int(bs.get("seed", 0)),
+                                level=float(bs.get("level", 0.95)),
+                                gate=float(self.ks.margin) if gate == "margin" else gate)
+        except VsynthError as e:
+            return {"reason": str(e).splitlines()[0]}
+
+    def _audit(self, treatment: ArmSummary, control: ArmSummary) -> dict[str, Any] | None:
+        """Keypoints only: which keypoints' mean offsets differ between A and B, per seed pair."""
+        from vsynth.report.keypoint_audit import run_audit
+
+        a0 = Path(treatment.runs[0]) if treatment.runs else None
+        if a0 is None or not (a0 / f"gt_{self.split}.json").is_file() or not (a0 / f"predictions_{self.split}.json").is_file():
+            return None
+        try:
+            gt = json.loads((a0 / f"gt_{self.split}.json").read_text())
+        except (OSError, ValueError):
+            return None
+        if not any(c.get("keypoints") for c in gt.get("categories", [])):
+            return None
+        sigmas = self.ks.get("sigmas")
+        bs = self.ks.get("bootstrap") or {}
+        pairs = []
+        for ra, rb, seed in zip(treatment.runs, control.runs, treatment.seeds or [None] * len(treatment.runs)):
+            out = self.root / "keypoint_audit" / (f"seed{seed}" if seed is not None else Path(ra).name)
+            try:
+                res = run_audit(Path(ra) / f"gt_{self.split}.json", Path(ra) / f"predictions_{self.split}.json",
+                                Path(rb) / f"predictions_{self.split}.json", sigmas=list(sigmas) if sigmas else None,
+                                out_dir=out, samples=int(bs.get("samples", 1000)), seed=int(bs.get("seed", 0)))
+            except VsynthError as e:
+                log.warning("keypoint audit of %s vs %s skipped: %s", ra, rb, e)
+                continue
+            pairs.append({"seed": seed, "flagged": list(res["flagged"]), "json": str(out / "keypoint_audit.json"),
+                          "png": str(out / "keypoint_audit.png")})
+        if not pairs:
+            return None
+        every = sorted(set.intersection(*(set(p["flagged"]) for p in pairs)))
+        return {"pairs": pairs, "every_seed": every}
 
 
 def run_killswitch(cfg, ctx) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -114,7 +114,13 @@ def build_summary(base: ArmSummary, control: ArmSummary, treatment: ArmSummary, 
         lo, hi = contribution["low"], contribution["high"]
         if lo <= 0 <= hi:
             notes.append(f"The {contribution.get('level', 0.95):.0%} interval of A - B includes 0: the treatment's "
-                         "contribution is not distinguishable from zero on this test set.")
+                         "contribution is not distinguishable from zero with these seeds and test images.")
+        notes += list(contribution.get("notes") or [])
+        pw = contribution.get("power") or {}
+        if pw.get("gate_detectable") is False:
+            notes.append(f"This experiment could only detect an A - B of {pp(pw.get('mde'), signed=False)} or more "
+                         f"(80 % power, 5 % level); the {pp(margin, signed=False)} gate is below that: a verdict near "
+                         "the gate is not evidence either way. See 'Power' for what it would take.")
     return {
         "metric": metric,
         "margin": margin,
@@ -151,14 +157,24 @@ def render_report(summary: Mapping[str, Any], base: ArmSummary, control: ArmSumm
         lines.append(f"- {arm.name}: " + ", ".join(f"{m} {pp(arm.mean(m) - base.mean(m))}" for m in metrics))
     lines.append("")
     con = summary["contribution"]
-    ci = ""
-    if con.get("low") is not None:
-        ci = (f", {con.get('level', 0.95):.0%} paired-bootstrap interval [{pp(con['low'])}, {pp(con['high'])}] "
-              f"over {con.get('num_images', '?')} test images ({con.get('samples', '?')} resamples)")
-    elif con.get("reason"):
-        ci = f" (no interval: {con['reason']})"
-    lines += ["## Contribution of the treatment data", "",
-              f"A - B = **{pp(con.get('mean'))}** {metric}{ci}.", ""]
+    lines += ["## Contribution of the treatment data", ""] + uncertainty_lines(con, metric, "A - B") + [""]
+    lines += power_lines(con.get("power"), margin)
+    for name, unc in (summary.get("delta_vs_base_uncertainty") or {}).items():
+        if unc.get("low") is not None:
+            lines += [f"- {name} - base: {pp(unc['delta'])} [{pp(unc['low'])}, {pp(unc['high'])}] "
+                      f"({unc.get('training_noise', '?')} training noise)"]
+    if summary.get("delta_vs_base_uncertainty"):
+        lines.append("")
+    audit = summary.get("keypoint_audit")
+    if audit:
+        lines += ["## Which keypoints moved (A vs B)", ""]
+        for entry in audit.get("pairs", []):
+            flagged = ", ".join(entry["flagged"]) or "none"
+            lines.append(f"- seed {entry['seed']}: keypoints whose mean offset differs between A and B (5 % level, "
+                         f"Holm-adjusted): **{flagged}**; picture: `{entry['png']}`")
+        if audit.get("every_seed") is not None:
+            lines.append(f"- flagged with every seed: {', '.join(audit['every_seed']) or 'none'}")
+        lines.append("")
     if summary["notes"]:
         lines += ["## Read with care", ""] + [f"- {n}" for n in summary["notes"]] + [""]
     lines += ["## Gate", "",
@@ -173,80 +189,46 @@ def render_report(summary: Mapping[str, Any], base: ArmSummary, control: ArmSumm
     return "\n".join(lines)
 
 
-# ---- per-image uncertainty -------------------------------------------------------------------
-
-def paired_contribution(treatment_runs: Sequence[Path], control_runs: Sequence[Path], *, metric: str,
-                        sigmas: Sequence[float] | None, samples: int, seed: int, level: float,
-                        split: str = "test") -> dict[str, Any]:
-    """Paired bootstrap of mean(treatment) - mean(control) over the test images.
-
-    Each run folder holds ``predictions_<split>.json`` (COCO results) and ``gt_<split>.json``;
-    seeds are paired by position and averaged inside every resample.
-    """
-    from vsynth.eval.keypoints import KeypointEvaluator
-
-    try:
-        from vsynth.eval.bootstrap import paired_bootstrap
-    except ImportError as e:  # the eval package is older than this report
-        return {"reason": f"vsynth.eval.bootstrap unavailable ({e})"}
-    pairs = list(zip(treatment_runs, control_runs))
-    if not pairs:
-        return {"reason": "no paired runs"}
-    gt_ref = None
-    states_a, states_b = [], []
-    for ra, rb in pairs:
-        files = {}
-        for tag, r in (("A", ra), ("B", rb)):
-            gt, pred = Path(r) / f"gt_{split}.json", Path(r) / f"predictions_{split}.json"
-            if not gt.is_file() or not pred.is_file():
-                return {"reason": f"{r} has no {gt.name}/{pred.name}"}
-            files[tag] = (gt, pred)
-        gts = {tag: json.loads(g.read_text()) for tag, (g, _) in files.items()}
-        ids = {tag: sorted(img["id"] for img in gts[tag]["images"]) for tag in gts}
-        if ids["A"] != ids["B"] or (gt_ref is not None and ids["A"] != gt_ref):
-            return {"reason": "the arms were scored on different test images"}
-        gt_ref = ids["A"]
-        ev = {tag: KeypointEvaluator.from_coco_files(gts[tag], str(files[tag][1]), sigmas=sigmas) for tag in files}
-        states_a.append(ev["A"].bootstrap_state())
-        states_b.append(ev["B"].bootstrap_state())
-    if len(pairs) == 1:
-        res = paired_bootstrap(states_a[0], states_b[0], metric=metric, n=samples, seed=seed, ci=level)
-    else:
-        res = _multi_seed_bootstrap(states_a, states_b, metric, samples, seed, level)
-    return {"low": float(res["low"]), "high": float(res["high"]), "level": level, "samples": samples,
-            "num_images": int(res["num_images"]), "delta": float(res["delta"]),
-            "prob_a_better": float(res["prob_a_better"]), "p_value": float(res["p_value"]), "pairs": len(pairs)}
+def uncertainty_lines(con: Mapping[str, Any], metric: str, label: str) -> list[str]:
+    """An interval over seeds and test images, said plainly (see :mod:`vsynth.report.uncertainty`)."""
+    if con.get("low") is None:
+        why = f" (no interval: {con['reason']})" if con.get("reason") else ""
+        return [f"{label} = **{pp(con.get('mean', con.get('delta')))}** {metric}{why}."]
+    seeds = con.get("seeds") or {}
+    var = con.get("variance") or {}
+    out = [f"{label} = **{pp(con.get('mean', con.get('delta')))}** {metric}, {con.get('level', 0.95):.0%} interval "
+           f"[{pp(con['low'])}, {pp(con['high'])}] from a two-level bootstrap over "
+           f"{' and '.join(f'{n} {k} seed(s)' for k, n in seeds.items())} and {con.get('num_images', '?')} shared test "
+           f"images ({con.get('samples', '?')} resamples); p = {con.get('p_value', float('nan')):.3g}."]
+    if var.get("seed_share") is not None:
+        out.append(f"Of its variance, {var['seed_share']:.0%} comes from training seeds and {var['image_share']:.0%} "
+                   "from test images.")
+    elif con.get("training_noise") == "unmeasured":
+        out.append("Training noise is unmeasured (one seed per arm): the interval covers test images only.")
+    return out
 
 
-def _multi_seed_bootstrap(states_a: Sequence[Any], states_b: Sequence[Any], metric: str, n: int, seed: int,
-                          level: float) -> dict[str, Any]:
-    """``paired_bootstrap`` for several seeds: each resample scores mean over seeds of A minus of B.
-
-    The same image multiplicities are applied to every run, so image difficulty cancels out and
-    the interval covers test-image sampling; the seed-to-seed spread is reported separately.
-    """
-    import numpy as np
-
-    from vsynth.eval.bootstrap import metric_value
-
-    n_images = states_a[0].image_ids.size
-
-    def diff(weights):
-        va = [metric_value(s.summarize(weights), metric) for s in states_a]
-        vb = [metric_value(s.summarize(weights), metric) for s in states_b]
-        return float(np.mean(va) - np.mean(vb))
-
-    delta = diff(None)
-    rng = np.random.default_rng(seed)
-    deltas = np.array([diff(np.bincount(rng.integers(0, n_images, size=n_images), minlength=n_images))
-                       for _ in range(int(n))])
-    tail = (1 - level) / 2
-    finite = deltas[np.isfinite(deltas)]
-    low, high = (np.quantile(finite, [tail, 1 - tail]) if finite.size else (float("nan"), float("nan")))
-    le, ge = (float(np.mean(finite <= 0)), float(np.mean(finite >= 0))) if finite.size else (float("nan"),) * 2
-    return {"delta": delta, "low": float(low), "high": float(high), "num_images": int(n_images),
-            "prob_a_better": float(np.mean(finite > 0)) if finite.size else float("nan"),
-            "p_value": min(1.0, 2 * min(le, ge))}
+def power_lines(pw: Mapping[str, Any] | None, margin: float) -> list[str]:
+    """The smallest effect the experiment could see, and what the gate would need."""
+    if not pw:
+        return []
+    out = ["## Power", "", f"- Minimum detectable A - B (80 % power, 5 % two-sided): {pp(pw.get('mde'), signed=False)}."]
+    if pw.get("gate") is not None:
+        ok = "can" if pw.get("gate_detectable") else "cannot"
+        out.append(f"- This experiment {ok} detect the {pp(pw['gate'], signed=False)} gate.")
+        sn, im = pw.get("seeds_needed") or {}, pw.get("images_needed") or {}
+        if sn.get("seeds"):
+            out.append(f"- Seeds per arm the gate needs at {sn.get('images')} test images: {sn['seeds']}.")
+        elif sn.get("reason"):
+            out.append(f"- Seeds for the gate: {sn['reason']}.")
+        if im.get("images"):
+            out.append(f"- Test images the gate needs at the current seeds: {im['images']}"
+                       + (f" ({im['reason']})" if im.get("reason") else "") + ".")
+        elif im.get("reason"):
+            out.append(f"- Test images for the gate: {im['reason']}.")
+        for a in pw.get("assumptions") or []:
+            out.append(f"- Assumed: {a}.")
+    return out + [""]
 
 
 def write_outputs(root: Path, summary: Mapping[str, Any], base: ArmSummary, control: ArmSummary,
