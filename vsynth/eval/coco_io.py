@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from vsynth.errors import ConfigError, DataError
-from vsynth.eval.keypoints import check_sigmas
+from vsynth.eval.arrays import check_sigmas
 
 Source = str | Path | Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
