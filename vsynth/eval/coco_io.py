@@ -38,7 +38,8 @@ class CocoGroundTruth:
     num_keypoints: int = 0
     keypoint_names: list[str] | None = None
     sigmas: np.ndarray | None = None  # from the categories' kpt_oks_sigmas / sigmas, if present
-    missing_area: str | None = None  # first annotation without 'area' (needed for OKS)
+    missing_area: str | None = None  # first annotation without 'area' left unfilled (OKS needs one)
+    areas_from_box: int = 0  # annotations without 'area' given box w*h*area_from_box
 
 
 def read_json(source: Source, what: str) -> tuple[Any, str]:
@@ -78,8 +79,24 @@ def _list_field(data: Any, key: str, path: str) -> list:
     return value
 
 
-def load_gt(source: Source, task: str) -> CocoGroundTruth:
-    """Validate a COCO ground-truth file for ``task`` ('keypoints' or 'detection')."""
+def check_area_from_box(area_from_box: float | None) -> float | None:
+    """The ``area_from_box`` factor: None, or a positive finite number (ConfigError otherwise)."""
+    if area_from_box is None:
+        return None
+    if isinstance(area_from_box, bool) or not isinstance(area_from_box, (int, float)) or not 0 < area_from_box < math.inf:
+        raise ConfigError(f"area_from_box: expected a positive factor such as 0.53, got {area_from_box!r}")
+    return float(area_from_box)
+
+
+def load_gt(source: Source, task: str, area_from_box: float | None = None) -> CocoGroundTruth:
+    """Validate a COCO ground-truth file for ``task`` ('keypoints' or 'detection').
+
+    An annotation without ``area`` gets box w*h*``area_from_box`` when that factor is given
+    (CrowdPose, AIC and PoseTrack ground truth has no area; xtcocotools and ultralytics use 0.53);
+    otherwise box w*h, and ``missing_area`` names it (the keypoint evaluator then refuses, as OKS
+    needs the annotation's area). Annotations that have an ``area`` keep it.
+    """
+    area_from_box = check_area_from_box(area_from_box)
     data, path = read_json(source, "ground truth")
     images = _list_field(data, "images", path)
     anns = _list_field(data, "annotations", path)
@@ -104,7 +121,7 @@ def load_gt(source: Source, task: str) -> CocoGroundTruth:
     gt = CocoGroundTruth(path=path, image_ids=np.asarray(image_ids, dtype=np.int64), categories=categories, arrays={})
     if task == "keypoints":
         _keypoint_schema(gt, cats, anns)
-    _annotation_arrays(gt, anns, task)
+    _annotation_arrays(gt, anns, task, area_from_box)
     return gt
 
 
@@ -176,7 +193,7 @@ def _check_annotation(gt: CocoGroundTruth, i: int, ann: Any, index: dict, task: 
             raise DataError(f"{where}: 'num_keypoints' must be an integer, got {ann['num_keypoints']!r}")
 
 
-def _annotation_arrays(gt: CocoGroundTruth, anns: list, task: str) -> None:
+def _annotation_arrays(gt: CocoGroundTruth, anns: list, task: str, area_from_box: float | None) -> None:
     """Flat GT arrays; a vectorised fast path, and per-entry checks to name the first bad entry."""
     index = {image_id: i for i, image_id in enumerate(gt.image_ids.tolist())}
     cat_sorted = np.array(sorted(gt.categories), dtype=np.int64)
@@ -221,8 +238,13 @@ def _annotation_arrays(gt: CocoGroundTruth, anns: list, task: str) -> None:
             _check_annotation(gt, int(i), anns[i], index, task)
         raise DataError(f"{gt.path}: annotations: malformed entries (mixed value types)")
     if missing_area.any():
-        gt.missing_area = f"annotations[{int(np.flatnonzero(missing_area)[0])}]"
-        areas = np.where(missing_area, boxes[:, 2] * boxes[:, 3], areas)
+        box_areas = boxes[:, 2] * boxes[:, 3]
+        if area_from_box is None:
+            gt.missing_area = f"annotations[{int(np.flatnonzero(missing_area)[0])}]"
+        else:
+            box_areas = box_areas * area_from_box
+            gt.areas_from_box = int(missing_area.sum())
+        areas = np.where(missing_area, box_areas, areas)
     gt.arrays = {"image": image, "cat": cat.astype(np.int64), "boxes": boxes, "areas": areas, "crowd": crowd.astype(bool)}
     if keypoints:
         counted = (kpts[:, :, 2] > 0).sum(axis=1)
@@ -232,9 +254,9 @@ def _annotation_arrays(gt: CocoGroundTruth, anns: list, task: str) -> None:
         gt.arrays["num_keypoints"] = np.where(has, np.where(has, given, 0).astype(np.int64), counted)
 
 
-def load_keypoint_gt(source: Source) -> CocoGroundTruth:
+def load_keypoint_gt(source: Source, area_from_box: float | None = None) -> CocoGroundTruth:
     """A COCO keypoints ground truth (``keypoints``, ``num_keypoints``, ``area`` per annotation)."""
-    return load_gt(source, "keypoints")
+    return load_gt(source, "keypoints", area_from_box)
 
 
 def load_detection_gt(source: Source) -> CocoGroundTruth:

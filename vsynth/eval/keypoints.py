@@ -228,14 +228,17 @@ class KeypointEvaluator(InstanceEvaluator):
         protocol: str = "coco",
         pck_alpha: float = 0.05,
         max_dets: int | None = None,
+        area_from_box: float | None = None,
     ) -> KeypointEvaluator:
         """An evaluator filled from a COCO keypoints GT file and a COCO results file.
 
         Sigmas default to the GT category's ``kpt_oks_sigmas``/``sigmas``; with neither, the
         COCO protocol is an error (never the COCO-17 defaults) and ultralytics' own default 1/K
         is used for the ultralytics protocol (except K = 17, where ultralytics would use COCO's).
+        The COCO protocol needs every ground truth's ``area`` (the OKS scale); ``area_from_box``
+        (e.g. 0.53) gives annotations without one the scale box w*h*area_from_box instead.
         """
-        gt = coco_io.load_keypoint_gt(gt_json)
+        gt = coco_io.load_keypoint_gt(gt_json, area_from_box)
         resolved = coco_io.resolve_sigmas(gt, sigmas, protocol)
         evaluator = cls(
             resolved,
@@ -249,7 +252,10 @@ class KeypointEvaluator(InstanceEvaluator):
         det = coco_io.load_keypoint_results(pred_json, gt)
         evaluator._register_image_ids(gt.image_ids.tolist(), str(gt.path))
         if protocol == "coco" and gt.missing_area is not None:
-            raise DataError(f"{gt.path}: {gt.missing_area}: 'area' is required for OKS (the COCO keypoints scale)")
+            raise DataError(
+                f"{gt.path}: {gt.missing_area}: 'area' is required for OKS (the COCO keypoints scale); for ground "
+                "truth without areas pass --area-from-box F (area_from_box=F) to use box w*h*F, e.g. 0.53"
+            )
         evaluator._add_raw(gt.image_ids, gt.arrays, det)
         return evaluator
 
