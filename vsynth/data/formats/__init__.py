@@ -16,7 +16,7 @@ from vsynth.data.formats.convert import (
     keypoint_box,
     yolo_pose_to_coco_keypoints,
 )
-from vsynth.data.formats.flip import flip_keypoints, keypoint_side, validate_flip_idx
+from vsynth.data.formats.flip import flip_idx_from_names, flip_keypoints, keypoint_side, validate_flip_idx
 from vsynth.data.formats.manifest import MANIFEST_COLUMNS, read_manifest, write_manifest
 from vsynth.data.formats.records import (
     BoxAnnotation,
@@ -55,6 +55,7 @@ __all__ = [
     "check_same_classes",
     "coco_keypoints_to_yolo_pose",
     "colorize",
+    "flip_idx_from_names",
     "flip_keypoints",
     "keypoint_box",
     "keypoint_side",
