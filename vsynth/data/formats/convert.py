@@ -32,10 +32,10 @@ from vsynth.data.formats.sigmas import read_oks_sigmas
 from vsynth.data.formats.yolo_pose import (
     VISIBILITY_MODES,
     data_yaml_doc,
-    dump_data_yaml,
     labels_dir_for,
     merge_data_yaml,
     read_yolo_pose,
+    write_yolo_data_yaml,
     yolo_pose_row,
 )
 from vsynth.errors import ConfigError, DataError
@@ -192,7 +192,7 @@ def coco_keypoints_to_yolo_pose(
             rows.append(row)
         (out_labels / f"{target.stem}.txt").write_text("".join(r + "\n" for r in rows))
         n_objects += len(rows)
-    data_yaml = dump_data_yaml(out_dir / "data.yaml", doc)
+    data_yaml = write_yolo_data_yaml(out_dir / "data.yaml", doc)
     return ConversionResult(
         out_dir=yaml_root,
         images_dir=yaml_root / "images" / split,

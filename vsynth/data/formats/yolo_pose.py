@@ -368,23 +368,9 @@ def _show(value: object) -> str:
     return str(value) if isinstance(value, Path) else repr(list(value) if isinstance(value, tuple) else value)
 
 
-def dump_data_yaml(yaml_path: str | Path, doc: dict) -> Path:
-    """Write a data YAML mapping (atomically), lists on one line as ultralytics' own files have them."""
+def write_yolo_data_yaml(yaml_path: str | Path, doc: dict) -> Path:
+    """Write a data YAML mapping (a `data_yaml_doc`, maybe merged) atomically, replacing any file
+    there; lists stay on one line, as in ultralytics' own files."""
     out = Path(yaml_path)
     write_text_atomic(out, yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=1000))
     return out
-
-
-def write_yolo_data_yaml(
-    yaml_path: str | Path,
-    root: str | Path,
-    splits: dict[str, str],
-    class_names: Sequence[str],
-    kpt_shape: Sequence[int],
-    flip_idx: Sequence[int] | None,
-    kpt_names: Sequence[str] | None = None,
-    kpt_oks_sigmas: Sequence[float] | None = None,
-) -> Path:
-    """Write an ultralytics pose data YAML (see `data_yaml_doc`), replacing any file there."""
-    doc = data_yaml_doc(root, splits, class_names, kpt_shape, flip_idx, kpt_names, kpt_oks_sigmas)
-    return dump_data_yaml(yaml_path, doc)
