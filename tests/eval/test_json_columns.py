@@ -50,11 +50,13 @@ def test_records_that_do_not_fit_step_aside(tmp_path: Path, change) -> None:
     assert record_columns(records, SCALARS, {"keypoints": 6}) is None
 
 
-def test_text_in_a_number_list_goes_the_python_way(tmp_path: Path) -> None:
+@pytest.mark.parametrize("value", ["6", True])
+def test_what_simdjson_cannot_buffer_is_read_the_python_way(tmp_path: Path, value: object) -> None:
     records = json.loads(json.dumps(RECORDS))
-    records[0]["keypoints"][5] = "6"  # numpy reads numeric text, as the evaluator always did; simdjson does not
-    assert record_columns(_from_file(tmp_path, records), SCALARS, {"keypoints": 6}) is None
-    assert record_columns(records, SCALARS, {"keypoints": 6})["keypoints"][0, 5] == 6.0
+    records[0]["keypoints"][5] = value  # numpy reads numeric text and booleans, as the evaluator always did
+    fast = record_columns(_from_file(tmp_path, records), SCALARS, {"keypoints": 6})
+    assert fast is not None and fast["keypoints"][0, 5] == float(value)
+    assert np.array_equal(fast["keypoints"], record_columns(records, SCALARS, {"keypoints": 6})["keypoints"])
 
 
 @pytest.mark.parametrize("text", ["[1, NaN]", "[1, 2", "", '{"a": Infinity}'])

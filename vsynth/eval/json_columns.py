@@ -8,10 +8,12 @@ hands the small sections (``images``, ``categories``) back as ordinary Python ob
 `record_columns` walks a list of records once and pulls only the requested fields: scalars as
 Python lists (the very values ``json.load`` gives) and number lists as one float64 array.
 
-Both return None when the fast route does not apply (simdjson refuses the text, e.g. ``NaN``
-literals that Python's json accepts; a key is missing; a number list holds something else or has
-another length): the caller then takes its stdlib path, which yields the same values or names the
-bad entry. So the fast route changes how long reading takes, never what is read.
+When simdjson refuses the text (e.g. ``NaN`` literals, which Python's json accepts),
+`load_document` returns None and the caller reads the file with the stdlib. Records that do not
+fit the fast route (a number list holding text or ``true``, nested lists) are read as Python
+objects by the same code that reads ``json.load``'s lists, and `record_columns` returns None only
+when that fails too (a missing key, a list of another length): the caller's per-entry checks then
+name the bad entry. So the fast route changes how long reading takes, never what is read.
 """
 
 from __future__ import annotations
@@ -73,10 +75,17 @@ def record_columns(
     list of dicts or a simdjson array of objects.
     """
     number_lists = dict(number_lists or {})
+    if not isinstance(records, list):
+        fast = _guarded(_simdjson_columns, records, scalars, number_lists)
+        if fast is not None:
+            return fast
+        records = as_python(records)  # what does not fit the fast route is read exactly as json.load's lists are
+    return _guarded(_python_columns, records, scalars, number_lists)
+
+
+def _guarded(columns: Any, records: Any, scalars: Mapping[str, Any], number_lists: dict[str, int]) -> dict | None:
     try:
-        if isinstance(records, list):
-            return _python_columns(records, scalars, number_lists)
-        return _simdjson_columns(records, scalars, number_lists)
+        return columns(records, scalars, number_lists)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError):
         return None
 
