@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/mixer_speed.py
 	$(PY) benchmarks/demo_world_speed.py
 	$(PY) benchmarks/eval_speed.py
+	$(PY) benchmarks/file_to_number.py
 	$(PY) benchmarks/detection_speed.py
 	$(PY) benchmarks/segmentation_speed.py
 

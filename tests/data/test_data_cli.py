@@ -42,12 +42,20 @@ def test_convert_and_check_commands(demo_root: Path, tmp_path: Path, capsys: pyt
     args = ["convert-coco-pose", "--json", str(syn / "annotations/train.json"), "--images", str(syn / "images/train"),
             "--out", str(tmp_path / "conv"), "--keypoint-map", "0-13", "--box-source", "keypoints", "--box-pad", "0.1"]
     assert main(args) == 0
+    capsys.readouterr()
+    assert main(["check", "yolo-pose", str(tmp_path / "conv/data.yaml")]) == 2  # train only, no sigmas
+    out, err = capsys.readouterr()
+    assert "val: missing (training validates on it" in out and "kpt_oks_sigmas: missing (training needs one per keypoint" in out
+    assert err.strip() == f"error: {tmp_path / 'conv/data.yaml'}: not ready for training: val, kpt_oks_sigmas (see above)"
+    sigmas = ",".join(["0.05"] * 14)
+    assert main([*args[:2], str(syn / "annotations/val.json"), "--images", str(syn / "images/val"), *args[5:],
+                 "--split", "val", "--sigmas", sigmas]) == 0
     assert main(["check", "yolo-pose", str(tmp_path / "conv/data.yaml")]) == 0
     assert main(["check", "coco-keypoints", str(syn / "annotations/train.json"), str(syn / "images/train")]) == 0
     seg = demo_root / "segmentation/real"
     assert main(["check", "seg", str(seg / "img_dir/train"), str(seg / "ann_dir/train"), str(seg / "classes.json")]) == 0
     assert main(["check", "manifest", str(demo_root / "segmentation/generated/manifest.csv")]) == 0
-    assert capsys.readouterr().out.count("ok") == 4
+    assert capsys.readouterr().out.splitlines().count("ok") == 4
     bad = tmp_path / "bad.json"
     bad.write_text("{")
     assert main(["check", "coco-detection", str(bad), str(tmp_path)]) == 2

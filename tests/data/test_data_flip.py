@@ -68,3 +68,19 @@ def test_flip_keypoints_mirrors_and_reorders() -> None:
     kpts = np.array([[10.0, 5.0, 2.0], [30.0, 6.0, 1.0], [0.0, 0.0, 0.0]])
     out = flip_keypoints(kpts, 100, [1, 0, 2])
     np.testing.assert_allclose(out, [[70.0, 6.0, 1.0], [90.0, 5.0, 2.0], [0.0, 0.0, 0.0]])
+
+
+def test_flip_map_from_names() -> None:
+    from vsynth.data.formats import flip_idx_from_names
+
+    coco17 = ["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+              "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+              "right_knee", "left_ankle", "right_ankle"]
+    assert flip_idx_from_names(coco17) == [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
+    assert flip_idx_from_names(KEYPOINT_NAMES_14) == FLIP_IDX_14
+    assert flip_idx_from_names(KEYPOINT_NAMES_24) == FLIP_IDX_24
+    assert flip_idx_from_names(["L_eye", "R_eye", "chin"]) == [1, 0, 2]
+    # names that do not determine a map: no pairs, a point without its partner, a side given twice
+    assert flip_idx_from_names(["kp0", "kp1"]) is None
+    assert flip_idx_from_names(["left_eye", "nose"]) is None
+    assert flip_idx_from_names(["L_eye", "R_eye", "leftEye"]) is None

@@ -14,6 +14,7 @@ from vsynth.data.formats import (
     ImageRecord,
     KeypointAnnotation,
     KeypointDataset,
+    data_yaml_doc,
     read_classes_json,
     read_coco_detection,
     read_coco_keypoints,
@@ -74,7 +75,8 @@ def test_yolo_pose_roundtrip(tmp_path: Path) -> None:
     ds = _keypoint_dataset(images)
     rows = write_yolo_pose_labels(ds, root / "labels" / "train")
     assert rows == 3
-    write_yolo_data_yaml(root / "data.yaml", root, {"train": "images/train"}, ["vehicle"], (4, 3), [1, 0, 2, 3], ds.keypoint_names, [0.1] * 4)
+    doc = data_yaml_doc(root, {"train": "images/train"}, ["vehicle"], (4, 3), [1, 0, 2, 3], ds.keypoint_names, [0.1] * 4)
+    write_yolo_data_yaml(root / "data.yaml", doc)
     back = read_yolo_pose(root / "data.yaml", "train")
     assert back.keypoint_names == ds.keypoint_names and back.flip_idx == [1, 0, 2, 3]
     assert len(back.annotations) == 3

@@ -215,3 +215,20 @@ def test_module_entry_point_exit_code(tmp_path, keypoint_files) -> None:
     assert proc.stdout == ""
     assert proc.stderr.strip().startswith(f"vsynth.eval: error: {bad}: entry 1 (image_id ")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_file_to_number_imports_no_torch(tmp_path, keypoint_files) -> None:
+    """Start-up counts in file-to-number time: the evaluators' CLI never imports torch or a backend."""
+    gt_path, pred_path, _, _ = keypoint_files
+    code = (
+        "import sys, runpy; sys.argv = ['vsynth.eval', 'keypoints', '--gt', sys.argv[1], '--pred', sys.argv[2], "
+        f"'--sigmas', '{SIGMAS}', '--out', sys.argv[3]]\n"
+        "try:\n    runpy.run_module('vsynth.eval', run_name='__main__')\nexcept SystemExit as e:\n    assert e.code == 0\n"
+        "print('HEAVY', [m for m in ('torch', 'ultralytics', 'yolox', 'mmseg', 'cv2') if m in sys.modules])"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-c", code, str(gt_path), str(pred_path), str(tmp_path / "out.json")],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "HEAVY []"
+    assert json.loads((tmp_path / "out.json").read_text())["num_images"] == 20

@@ -1,7 +1,7 @@
 """``python -m vsynth.eval``: evaluate prediction files without training anything.
 
     python -m vsynth.eval keypoints --gt GT.json --pred PRED.json [--sigmas s1,...,sK] [--pck 0.05]
-                                    [--protocol coco|ultralytics] [--out FILE]
+                                    [--protocol coco|ultralytics] [--area-from-box F] [--out FILE]
     python -m vsynth.eval detection --gt GT.json --pred PRED.json [--out FILE]
     python -m vsynth.eval segmentation --gt-dir DIR --pred-dir DIR --num-classes N
                                        [--ignore-index 255] [--class-names a,b,c] [--out FILE]
@@ -56,7 +56,13 @@ def _keypoint_evaluator(args: argparse.Namespace, pred: str) -> Any:
 
     sigmas = _floats(args.sigmas, "--sigmas") if args.sigmas else None
     return KeypointEvaluator.from_coco_files(
-        args.gt, pred, sigmas=sigmas, protocol=args.protocol, pck_alpha=args.pck, max_dets=args.max_dets
+        args.gt,
+        pred,
+        sigmas=sigmas,
+        protocol=args.protocol,
+        pck_alpha=args.pck,
+        max_dets=args.max_dets,
+        area_from_box=args.area_from_box,
     )
 
 
@@ -107,6 +113,13 @@ def _add_keypoint_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pck", type=float, default=0.05, help="PCK alpha, fraction of max(box w, h) (default 0.05)")
     p.add_argument("--protocol", choices=("coco", "ultralytics"), default="coco", help="default: coco")
     p.add_argument("--max-dets", type=int, default=None, help="detections kept per image (default 20 coco, 300 ultralytics)")
+    p.add_argument(
+        "--area-from-box",
+        type=float,
+        default=None,
+        metavar="F",
+        help="OKS scale of ground truth without 'area': box w*h*F (e.g. 0.53; CrowdPose/AIC/PoseTrack have no area)",
+    )
 
 
 def _add_segmentation_options(p: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ and an image id) instead of a numpy traceback deep inside the matching code.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
@@ -70,6 +70,17 @@ def check_box_format(box_format: str) -> str:
     if box_format not in BOX_FORMATS:
         raise ConfigError(f"box_format: expected one of {BOX_FORMATS}, got {box_format!r}")
     return box_format
+
+
+def check_sigmas(sigmas: Sequence[float] | np.ndarray, what: str = "sigmas") -> np.ndarray:
+    """Per-keypoint OKS sigmas as a positive finite float64 vector (ConfigError otherwise)."""
+    try:
+        arr = np.asarray(to_numpy(sigmas), dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what}: expected a list of positive numbers, got {sigmas!r}") from None
+    if arr.size == 0 or not np.isfinite(arr).all() or (arr <= 0).any():
+        raise ConfigError(f"{what}: expected one positive number per keypoint, got {arr.tolist()}")
+    return arr
 
 
 def image_id_kind(image_id: Hashable, source: str) -> str:

@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from vsynth.eval.json_columns import ABSENT, as_python, is_array, load_document, record_columns
 from vsynth.errors import ConfigError, DataError
-from vsynth.eval.keypoints import check_sigmas
+from vsynth.eval.arrays import check_sigmas
 
 Source = str | Path | Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
@@ -38,14 +39,24 @@ class CocoGroundTruth:
     num_keypoints: int = 0
     keypoint_names: list[str] | None = None
     sigmas: np.ndarray | None = None  # from the categories' kpt_oks_sigmas / sigmas, if present
-    missing_area: str | None = None  # first annotation without 'area' (needed for OKS)
+    missing_area: str | None = None  # first annotation without 'area' left unfilled (OKS needs one)
+    areas_from_box: int = 0  # annotations without 'area' given box w*h*area_from_box
 
 
-def read_json(source: Source, what: str) -> tuple[Any, str]:
-    """(parsed JSON, name for messages); ``source`` may already be parsed (dict / list)."""
+def read_json(source: Source, what: str, python_keys: Sequence[str] | None = None) -> tuple[Any, str]:
+    """(parsed JSON, name for messages); ``source`` may already be parsed (dict / list).
+
+    With ``python_keys`` a file is parsed by simdjson (`vsynth.eval.json_columns.load_document`):
+    a top-level object's other keys, and a top-level array, stay simdjson arrays for
+    `record_columns`. A file simdjson refuses is read by the stdlib, which names the problem.
+    """
     if not isinstance(source, (str, Path)):
         return source, f"<{what} in memory>"
     path = str(source)
+    if python_keys is not None:
+        doc = load_document(path, python_keys)
+        if doc is not None:
+            return doc, path
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f), path
@@ -69,26 +80,43 @@ def _finite_numbers(value: Any, length: int) -> bool:
     )
 
 
-def _list_field(data: Any, key: str, path: str) -> list:
+def _list_field(data: Any, key: str, path: str) -> Any:
     if not isinstance(data, dict):
-        raise DataError(f"{path}: top level: expected a COCO ground-truth object, got {type(data).__name__}")
+        raise DataError(f"{path}: top level: expected a COCO ground-truth object, got {type(as_python(data)).__name__}")
     value = data.get(key)
-    if not isinstance(value, list):
-        raise DataError(f"{path}: '{key}': expected a list, got {type(value).__name__}")
+    if not is_array(value):
+        raise DataError(f"{path}: '{key}': expected a list, got {type(as_python(value)).__name__}")
     return value
 
 
-def load_gt(source: Source, task: str) -> CocoGroundTruth:
-    """Validate a COCO ground-truth file for ``task`` ('keypoints' or 'detection')."""
-    data, path = read_json(source, "ground truth")
+def check_area_from_box(area_from_box: float | None) -> float | None:
+    """The ``area_from_box`` factor: None, or a positive finite number (ConfigError otherwise)."""
+    if area_from_box is None:
+        return None
+    if isinstance(area_from_box, bool) or not isinstance(area_from_box, (int, float)) or not 0 < area_from_box < math.inf:
+        raise ConfigError(f"area_from_box: expected a positive factor such as 0.53, got {area_from_box!r}")
+    return float(area_from_box)
+
+
+def load_gt(source: Source, task: str, area_from_box: float | None = None) -> CocoGroundTruth:
+    """Validate a COCO ground-truth file for ``task`` ('keypoints' or 'detection').
+
+    An annotation without ``area`` gets box w*h*``area_from_box`` when that factor is given
+    (CrowdPose, AIC and PoseTrack ground truth has no area; xtcocotools and ultralytics use 0.53);
+    otherwise box w*h, and ``missing_area`` names it (the keypoint evaluator then refuses, as OKS
+    needs the annotation's area). Annotations that have an ``area`` keep it.
+    """
+    area_from_box = check_area_from_box(area_from_box)
+    data, path = read_json(source, "ground truth", python_keys=("categories",))
     images = _list_field(data, "images", path)
     anns = _list_field(data, "annotations", path)
     cats = _list_field(data, "categories", path)
-    image_ids: list[int] = []
-    for i, img in enumerate(images):
-        if not isinstance(img, dict) or not _is_int(img.get("id")):
-            raise DataError(f"{path}: images[{i}]: needs an integer 'id'")
-        image_ids.append(img["id"])
+    cols = record_columns(images, {"id": ...})
+    image_ids: list[int] = cols["id"] if cols is not None else []
+    if cols is None or not all(_is_int(i) for i in image_ids):
+        for i, img in enumerate(as_python(images)):
+            if not isinstance(img, dict) or not _is_int(img.get("id")):
+                raise DataError(f"{path}: images[{i}]: needs an integer 'id'")
     if len(set(image_ids)) != len(image_ids):
         dup = next(x for x in image_ids if image_ids.count(x) > 1)
         raise DataError(f"{path}: images: image id {dup} appears twice")
@@ -104,11 +132,11 @@ def load_gt(source: Source, task: str) -> CocoGroundTruth:
     gt = CocoGroundTruth(path=path, image_ids=np.asarray(image_ids, dtype=np.int64), categories=categories, arrays={})
     if task == "keypoints":
         _keypoint_schema(gt, cats, anns)
-    _annotation_arrays(gt, anns, task)
+    _annotation_arrays(gt, anns, task, area_from_box)
     return gt
 
 
-def _keypoint_schema(gt: CocoGroundTruth, cats: list[dict], anns: list) -> None:
+def _keypoint_schema(gt: CocoGroundTruth, cats: list[dict], anns: Any) -> None:
     """Number of keypoints, names and sigmas from the categories (one schema for all)."""
     path = gt.path
     names: list[str] | None = None
@@ -134,7 +162,8 @@ def _keypoint_schema(gt: CocoGroundTruth, cats: list[dict], anns: list) -> None:
     elif sigmas is not None:
         k = sigmas.size
     else:
-        first = next((a for a in anns if isinstance(a, dict) and isinstance(a.get("keypoints"), list)), None)
+        entries = (as_python(a) for a in anns)  # converted one by one, only up to the first with keypoints
+        first = next((a for a in entries if isinstance(a, dict) and isinstance(a.get("keypoints"), list)), None)
         if first is None:
             raise DataError(f"{path}: categories: no 'keypoints' names and no annotation with 'keypoints'")
         k = len(first["keypoints"]) // 3
@@ -176,7 +205,7 @@ def _check_annotation(gt: CocoGroundTruth, i: int, ann: Any, index: dict, task: 
             raise DataError(f"{where}: 'num_keypoints' must be an integer, got {ann['num_keypoints']!r}")
 
 
-def _annotation_arrays(gt: CocoGroundTruth, anns: list, task: str) -> None:
+def _annotation_arrays(gt: CocoGroundTruth, anns: Any, task: str, area_from_box: float | None) -> None:
     """Flat GT arrays; a vectorised fast path, and per-entry checks to name the first bad entry."""
     index = {image_id: i for i, image_id in enumerate(gt.image_ids.tolist())}
     cat_sorted = np.array(sorted(gt.categories), dtype=np.int64)
@@ -184,20 +213,25 @@ def _annotation_arrays(gt: CocoGroundTruth, anns: list, task: str) -> None:
     n = len(anns)
     keypoints = task == "keypoints"
     nan = float("nan")
+    scalars = {"image_id": ..., "category_id": ..., "area": ABSENT, "iscrowd": 0, "num_keypoints": ABSENT}
+    cols = record_columns(anns, scalars, {"bbox": 4, "keypoints": 3 * k} if keypoints else {"bbox": 4})
     try:
-        image_ids = np.array([a["image_id"] for a in anns], dtype=object)
-        cat_ids = np.array([a["category_id"] for a in anns], dtype=object)
-        boxes = np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(n, 4)
-        areas = np.array([a.get("area", nan) for a in anns], dtype=np.float64)
-        crowd = np.array([a.get("iscrowd", 0) for a in anns], dtype=object)
+        if cols is None:
+            raise ValueError("records of another shape")
+        image_ids = np.array(cols["image_id"], dtype=object)
+        cat_ids = np.array(cols["category_id"], dtype=object)
+        boxes = cols["bbox"]
+        missing_area = np.array([a is ABSENT for a in cols["area"]], dtype=bool)
+        areas = np.array([nan if a is ABSENT else a for a in cols["area"]], dtype=np.float64)
+        crowd = np.array(cols["iscrowd"], dtype=object)
         if keypoints:
-            kpts = np.array([a["keypoints"] for a in anns], dtype=np.float64).reshape(n, k, 3)
-            num_kp = np.array([a.get("num_keypoints", -1) for a in anns], dtype=object)
+            kpts = cols["keypoints"].reshape(n, k, 3)
+            has = np.array([m is not ABSENT for m in cols["num_keypoints"]], dtype=bool)
+            num_kp = np.array([-1 if m is ABSENT else m for m in cols["num_keypoints"]], dtype=object)
         image = np.array([index.get(i, -1) if _is_int(i) else -1 for i in image_ids], dtype=np.int64)
         cats_ok = np.array([_is_int(c) for c in cat_ids], dtype=bool)
         cat_int = np.where(cats_ok, cat_ids, -1).astype(np.int64)
         cat = np.minimum(np.searchsorted(cat_sorted, cat_int), cat_sorted.size - 1)
-        missing_area = np.array(["area" not in a for a in anns], dtype=bool)
         crowd_ok = np.array([c in (0, 1) and not isinstance(c, float) for c in crowd], dtype=bool)
         bad = (
             (image < 0)
@@ -212,29 +246,33 @@ def _annotation_arrays(gt: CocoGroundTruth, anns: list, task: str) -> None:
         if keypoints:
             kp_given = np.array([_is_int(m) for m in num_kp], dtype=bool)
             bad |= ~np.isfinite(kpts).all(axis=(1, 2)) | ~kp_given
-            bad |= np.array(["num_keypoints" in a for a in anns], dtype=bool) & ~kp_given
+            bad |= has & ~kp_given
     except (KeyError, TypeError, ValueError, AttributeError):
         bad = None
     if bad is None or bad.any():
+        anns = as_python(anns)
         rows = range(n) if bad is None else np.flatnonzero(bad)[:1]
         for i in rows:
             _check_annotation(gt, int(i), anns[i], index, task)
         raise DataError(f"{gt.path}: annotations: malformed entries (mixed value types)")
     if missing_area.any():
-        gt.missing_area = f"annotations[{int(np.flatnonzero(missing_area)[0])}]"
-        areas = np.where(missing_area, boxes[:, 2] * boxes[:, 3], areas)
+        box_areas = boxes[:, 2] * boxes[:, 3]
+        if area_from_box is None:
+            gt.missing_area = f"annotations[{int(np.flatnonzero(missing_area)[0])}]"
+        else:
+            box_areas = box_areas * area_from_box
+            gt.areas_from_box = int(missing_area.sum())
+        areas = np.where(missing_area, box_areas, areas)
     gt.arrays = {"image": image, "cat": cat.astype(np.int64), "boxes": boxes, "areas": areas, "crowd": crowd.astype(bool)}
     if keypoints:
         counted = (kpts[:, :, 2] > 0).sum(axis=1)
-        given = np.array([a.get("num_keypoints") for a in anns], dtype=object)
-        has = np.array(["num_keypoints" in a for a in anns], dtype=bool)
         gt.arrays["keypoints"] = kpts
-        gt.arrays["num_keypoints"] = np.where(has, np.where(has, given, 0).astype(np.int64), counted)
+        gt.arrays["num_keypoints"] = np.where(has, np.where(has, num_kp, 0).astype(np.int64), counted)
 
 
-def load_keypoint_gt(source: Source) -> CocoGroundTruth:
+def load_keypoint_gt(source: Source, area_from_box: float | None = None) -> CocoGroundTruth:
     """A COCO keypoints ground truth (``keypoints``, ``num_keypoints``, ``area`` per annotation)."""
-    return load_gt(source, "keypoints")
+    return load_gt(source, "keypoints", area_from_box)
 
 
 def load_detection_gt(source: Source) -> CocoGroundTruth:
@@ -260,9 +298,9 @@ def resolve_sigmas(gt: CocoGroundTruth, sigmas: Sequence[float] | None, protocol
     )
 
 
-def _results_list(source: Source) -> tuple[list, str]:
-    data, path = read_json(source, "predictions")
-    if not isinstance(data, list):
+def _results_list(source: Source) -> tuple[Any, str]:
+    data, path = read_json(source, "predictions", python_keys=())
+    if not is_array(data):
         raise DataError(
             f"{path}: top level: expected a list of result entries (COCO results format), got {type(data).__name__}"
         )
@@ -314,21 +352,20 @@ def _load_results(source: Source, gt: CocoGroundTruth, field: str, length: int) 
             "score": np.zeros(0),
             "values": np.zeros((0, length)),
         }
+    cols = record_columns(results, {"image_id": ..., "category_id": ..., "score": ...}, {field: length})
     try:
-        image_ids = np.array([r["image_id"] for r in results])
-        cat_ids = np.array([r["category_id"] for r in results])
-        scores = np.array([r["score"] for r in results], dtype=np.float64)
-        values = np.array([r[field] for r in results], dtype=np.float64)
-        ok = (
-            image_ids.dtype.kind == "i"
-            and cat_ids.dtype.kind == "i"
-            and scores.ndim == 1
-            and values.shape == (n, length)
-        )
+        if cols is None:
+            raise ValueError("records of another shape")
+        image_ids = np.array(cols["image_id"])
+        cat_ids = np.array(cols["category_id"])
+        scores = np.array(cols["score"], dtype=np.float64)
+        values = cols[field]
+        ok = image_ids.dtype.kind == "i" and cat_ids.dtype.kind == "i" and scores.ndim == 1
     except (KeyError, TypeError, ValueError):
         ok = False
     known_ids = set(gt.image_ids.tolist())
     if not ok:
+        results = as_python(results)
         for i, res in enumerate(results):
             _check_entry(path, i, res, gt, known_ids, field, length)
         raise DataError(f"{path}: malformed results (mixed value types)")
@@ -345,8 +382,9 @@ def _load_results(source: Source, gt: CocoGroundTruth, field: str, length: int) 
     )
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        _check_entry(path, i, results[i], gt, known_ids, field, length)
-        raise DataError(f"{_entry(path, i, results[i])}: invalid result entry")
+        entry = as_python(results[i])
+        _check_entry(path, i, entry, gt, known_ids, field, length)
+        raise DataError(f"{_entry(path, i, entry)}: invalid result entry")
     return {"image": order[pos], "cat": cpos.astype(np.int64), "score": scores, "values": values}
 
 
@@ -354,8 +392,8 @@ def load_keypoint_results(source: Source, gt: CocoGroundTruth) -> dict[str, np.n
     """Keypoint results (``keypoints`` x, y, score * K) as the evaluator's det arrays."""
     k = gt.num_keypoints
     res = _load_results(source, gt, "keypoints", 3 * k)
-    kpts = res.pop("values").reshape(-1, k, 3)[:, :, :2]
-    return {**res, "keypoints": np.ascontiguousarray(kpts)}
+    kpts = res.pop("values").reshape(-1, k, 3)[:, :, :2]  # a view: the evaluator indexes it, never needs a copy
+    return {**res, "keypoints": kpts}
 
 
 def load_detection_results(source: Source, gt: CocoGroundTruth) -> dict[str, np.ndarray]:

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from vsynth.errors import DataError
-from vsynth.eval.arrays import boxes_to_xywh, require, check_box_format, float_array, int_array
+from vsynth.eval import coco_io
+from vsynth.eval.arrays import boxes_to_xywh, check_box_format, float_array, int_array, require
 from vsynth.eval.coco_style import (
     InstanceBlock,
     InstanceEvaluator,
@@ -107,7 +108,7 @@ class DetectionEvaluator(InstanceEvaluator):
         )
 
     def _add_raw(self, image_ids: np.ndarray, gt: dict[str, np.ndarray], det: dict[str, np.ndarray]) -> None:
-        """Add already-validated flat arrays (``cat`` as category index); also used by coco_io."""
+        """Add already-validated flat arrays (``cat`` as category index), as ``from_coco_files`` does."""
         gt = dict(gt, ignore=gt_ignore_flags(gt["crowd"], gt["areas"]))
         det = dict(det, area=det["boxes"][:, 2] * det["boxes"][:, 3])  # loadRes: area = w * h
         self._add_block(InstanceBlock(image_ids=image_ids, gt=gt, det=det))
@@ -121,8 +122,6 @@ class DetectionEvaluator(InstanceEvaluator):
         max_dets: int = 100,
     ) -> DetectionEvaluator:
         """An evaluator filled from a COCO ground-truth file and a COCO results (bbox) file."""
-        from vsynth.eval import coco_io
-
         gt = coco_io.load_detection_gt(gt_json)
         evaluator = cls(gt.categories, box_format="xywh", max_dets=max_dets)
         det = coco_io.load_detection_results(pred_json, gt)

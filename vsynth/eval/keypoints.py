@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from vsynth.errors import ConfigError, DataError
-from vsynth.eval.arrays import boxes_to_xywh, require, check_box_format, float_array, int_array, to_numpy
+from vsynth.eval import coco_io
+from vsynth.eval.arrays import boxes_to_xywh, check_box_format, check_sigmas, float_array, int_array, require, to_numpy
 from vsynth.eval.coco_style import (
     InstanceBlock,
     InstanceEvaluator,
@@ -45,17 +46,6 @@ _ULTRALYTICS_EPS = 1e-7
 ULTRALYTICS_AREA_FACTOR = 0.53
 # max detections per image: COCOeval keypoints' maxDets=[20]; ultralytics' validator max_det=300.
 DEFAULT_MAX_DETS = {"coco": 20, "ultralytics": 300}
-
-
-def check_sigmas(sigmas: Sequence[float] | np.ndarray, what: str = "sigmas") -> np.ndarray:
-    """Per-keypoint OKS sigmas as a positive finite float64 vector (ConfigError otherwise)."""
-    try:
-        arr = np.asarray(to_numpy(sigmas), dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{what}: expected a list of positive numbers, got {sigmas!r}") from None
-    if arr.size == 0 or not np.isfinite(arr).all() or (arr <= 0).any():
-        raise ConfigError(f"{what}: expected one positive number per keypoint, got {arr.tolist()}")
-    return arr
 
 
 def coco_oks(
@@ -217,7 +207,7 @@ class KeypointEvaluator(InstanceEvaluator):
         return self._category_index(labels, src, f"{side} 'labels'")
 
     def _add_raw(self, image_ids: np.ndarray, gt: dict[str, np.ndarray], det: dict[str, np.ndarray]) -> None:
-        """Add already-validated flat arrays (``cat`` as category index); also used by coco_io."""
+        """Add already-validated flat arrays (``cat`` as category index), as ``from_coco_files`` does."""
         gt = dict(gt)
         gt["ignore"] = gt_ignore_flags(gt["crowd"], gt["areas"], gt.pop("num_keypoints") == 0)
         det = dict(det)
@@ -238,16 +228,17 @@ class KeypointEvaluator(InstanceEvaluator):
         protocol: str = "coco",
         pck_alpha: float = 0.05,
         max_dets: int | None = None,
+        area_from_box: float | None = None,
     ) -> KeypointEvaluator:
         """An evaluator filled from a COCO keypoints GT file and a COCO results file.
 
         Sigmas default to the GT category's ``kpt_oks_sigmas``/``sigmas``; with neither, the
         COCO protocol is an error (never the COCO-17 defaults) and ultralytics' own default 1/K
         is used for the ultralytics protocol (except K = 17, where ultralytics would use COCO's).
+        The COCO protocol needs every ground truth's ``area`` (the OKS scale); ``area_from_box``
+        (e.g. 0.53) gives annotations without one the scale box w*h*area_from_box instead.
         """
-        from vsynth.eval import coco_io
-
-        gt = coco_io.load_keypoint_gt(gt_json)
+        gt = coco_io.load_keypoint_gt(gt_json, area_from_box)
         resolved = coco_io.resolve_sigmas(gt, sigmas, protocol)
         evaluator = cls(
             resolved,
@@ -261,7 +252,10 @@ class KeypointEvaluator(InstanceEvaluator):
         det = coco_io.load_keypoint_results(pred_json, gt)
         evaluator._register_image_ids(gt.image_ids.tolist(), str(gt.path))
         if protocol == "coco" and gt.missing_area is not None:
-            raise DataError(f"{gt.path}: {gt.missing_area}: 'area' is required for OKS (the COCO keypoints scale)")
+            raise DataError(
+                f"{gt.path}: {gt.missing_area}: 'area' is required for OKS (the COCO keypoints scale); for ground "
+                "truth without areas pass --area-from-box F (area_from_box=F) to use box w*h*F, e.g. 0.53"
+            )
         evaluator._add_raw(gt.image_ids, gt.arrays, det)
         return evaluator
 

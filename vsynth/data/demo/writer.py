@@ -64,7 +64,7 @@ from vsynth.data.formats.io import write_json_atomic
 from vsynth.data.formats.manifest import write_manifest
 from vsynth.data.formats.records import BoxAnnotation, DetectionDataset, GeneratedRow, ImageRecord, KeypointAnnotation, KeypointDataset
 from vsynth.data.formats.seg_folders import write_classes_json, write_mask
-from vsynth.data.formats.yolo_pose import write_yolo_data_yaml, yolo_pose_row
+from vsynth.data.formats.yolo_pose import data_yaml_doc, write_yolo_data_yaml, yolo_pose_row
 from vsynth.errors import ConfigError
 
 DEMO_VERSION = 1  # bump whenever the rendered content or the layout changes (invalidates caches)
@@ -164,8 +164,7 @@ def write_keypoints(base: Path, final_base: Path, seed: int, counts: Counts, siz
         if log:
             log(f"keypoints/real/{split}: {n} images")
     if real_sources:
-        write_yolo_data_yaml(
-            base / "real" / "data.yaml",
+        doc = data_yaml_doc(
             final_base / "real",
             {split: f"images/{split}" for split in real_sources},
             [KEYPOINT_CATEGORY],
@@ -174,6 +173,7 @@ def write_keypoints(base: Path, final_base: Path, seed: int, counts: Counts, siz
             KEYPOINT_NAMES_14,
             KPT_OKS_SIGMAS_14,
         )
+        write_yolo_data_yaml(base / "real" / "data.yaml", doc)
     for split, n in _splits(counts, "synthetic"):
         images = base / "synthetic" / "images" / split
         images.mkdir(parents=True, exist_ok=True)

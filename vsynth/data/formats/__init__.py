@@ -16,7 +16,7 @@ from vsynth.data.formats.convert import (
     keypoint_box,
     yolo_pose_to_coco_keypoints,
 )
-from vsynth.data.formats.flip import flip_keypoints, keypoint_side, validate_flip_idx
+from vsynth.data.formats.flip import flip_idx_from_names, flip_keypoints, keypoint_side, validate_flip_idx
 from vsynth.data.formats.manifest import MANIFEST_COLUMNS, read_manifest, write_manifest
 from vsynth.data.formats.records import (
     BoxAnnotation,
@@ -31,7 +31,9 @@ from vsynth.data.formats.records import (
 from vsynth.data.formats.seg_folders import colorize, read_classes_json, read_mask, read_seg_folders, write_classes_json, write_mask
 from vsynth.data.formats.yolo_pose import (
     YoloPoseSpec,
+    data_yaml_doc,
     labels_dir_for,
+    merge_data_yaml,
     read_yolo_pose,
     read_yolo_pose_folder,
     read_yolo_pose_yaml,
@@ -55,10 +57,13 @@ __all__ = [
     "check_same_classes",
     "coco_keypoints_to_yolo_pose",
     "colorize",
+    "data_yaml_doc",
+    "flip_idx_from_names",
     "flip_keypoints",
     "keypoint_box",
     "keypoint_side",
     "labels_dir_for",
+    "merge_data_yaml",
     "read_classes_json",
     "read_coco_detection",
     "read_coco_keypoints",

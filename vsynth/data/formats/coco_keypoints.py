@@ -1,8 +1,9 @@
 """COCO keypoints JSON: reader and writer.
 
 The keypoint schema lives in the category (``keypoints`` names, 1-based ``skeleton``), as in
-COCO. vsynth also writes and reads an optional ``flip_idx`` list in the category (a harmless
-extension other tools ignore), so a dataset carries its own flip map.
+COCO. vsynth also writes and reads an optional ``flip_idx`` list and ``kpt_oks_sigmas`` (read
+also as ``sigmas``) in the category (harmless extensions other tools ignore), so a dataset
+carries its own flip map and OKS sigmas.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 from vsynth.data.formats.coco_common import check_refs, image_entries, parse_bbox, parse_categories, parse_images, require_list, xywh
 from vsynth.data.formats.io import load_json, write_json_atomic
 from vsynth.data.formats.records import KeypointAnnotation, KeypointDataset
+from vsynth.data.formats.sigmas import read_oks_sigmas
 from vsynth.errors import DataError
 
 
@@ -75,6 +77,9 @@ def read_coco_keypoints(
     if flip_idx is not None and (not isinstance(flip_idx, list) or len(flip_idx) != k):
         raise DataError(f"{path}: category '{cats[0]['name']}' has a flip_idx that is not a list of {k} indices")
     skeleton = [(int(a) - 1, int(b) - 1) for a, b in cats[0].get("skeleton", [])]
+    sigmas = cats[0].get("kpt_oks_sigmas", cats[0].get("sigmas"))
+    if sigmas is not None:
+        sigmas = read_oks_sigmas(sigmas, k, f"{path}: category '{cats[0]['name']}'")
     return KeypointDataset(
         images=list(images.values()),
         annotations=annotations,
@@ -84,6 +89,7 @@ def read_coco_keypoints(
         flip_idx=[int(v) for v in flip_idx] if flip_idx is not None else None,
         skeleton=skeleton,
         source=path,
+        oks_sigmas=sigmas,
     )
 
 
@@ -100,6 +106,8 @@ def write_coco_keypoints(dataset: KeypointDataset, annotation_json: str | Path) 
         }
         if dataset.flip_idx is not None:
             cat["flip_idx"] = [int(v) for v in dataset.flip_idx]
+        if dataset.oks_sigmas is not None:
+            cat["kpt_oks_sigmas"] = [float(v) for v in dataset.oks_sigmas]
         categories.append(cat)
     annotations = []
     for n, ann in enumerate(dataset.annotations):

@@ -1,12 +1,15 @@
 """Converters between keypoint formats, with a content-keyed cache.
 
-The typical use: a synthetic COCO source with 24 points feeds a YOLO-pose model trained on the
-14-point real schema. `coco_keypoints_to_yolo_pose` maps points (``keypoint_map``), picks the
-box (the annotation's box, or a tight box around the labelled keypoints with padding: synthetic
-keypoint boxes end at the wheel centres, not the tyre bottoms, so padding matters), maps
-visibility, carries the flip map over, and writes a YOLO-pose folder elsewhere (never into the
-source). `cached_coco_to_yolo_pose` does that once per distinct (source file state, options)
-and reuses the result, so every training run does not reconvert.
+Two uses. Your own COCO keypoints data (train, val and test files) becomes a YOLO-pose dataset
+that trains as is: each split converted into the same folder adds itself to one data YAML, which
+gets everything training reads (class and keypoint names, flip map, OKS sigmas) from the COCO
+category or from options. And a synthetic COCO source with 24 points feeds a YOLO-pose model
+trained on the 14-point real schema. `coco_keypoints_to_yolo_pose` maps points
+(``keypoint_map``), picks the box (the annotation's box, or a tight box around the labelled
+keypoints with padding: synthetic keypoint boxes end at the wheel centres, not the tyre bottoms,
+so padding matters), maps visibility, carries the flip map over, and writes a YOLO-pose folder
+elsewhere (never into the source). `cached_coco_to_yolo_pose` does that once per distinct
+(source file state, options) and reuses the result, so every training run does not reconvert.
 """
 
 from __future__ import annotations
@@ -23,14 +26,24 @@ from pathlib import Path
 import numpy as np
 
 from vsynth.data.formats.coco_keypoints import read_coco_keypoints, write_coco_keypoints
-from vsynth.data.formats.flip import validate_flip_idx
+from vsynth.data.formats.flip import flip_idx_from_names, validate_flip_idx
 from vsynth.data.formats.io import ensure_outside_sources, link_or_copy, write_json_atomic
-from vsynth.data.formats.yolo_pose import VISIBILITY_MODES, labels_dir_for, read_yolo_pose, write_yolo_data_yaml, yolo_pose_row
-from vsynth.errors import ConfigError
+from vsynth.data.formats.sigmas import read_oks_sigmas
+from vsynth.data.formats.yolo_pose import (
+    VISIBILITY_MODES,
+    data_yaml_doc,
+    labels_dir_for,
+    merge_data_yaml,
+    read_yolo_pose,
+    write_yolo_data_yaml,
+    yolo_pose_row,
+)
+from vsynth.errors import ConfigError, DataError
 
 BOX_SOURCES = ("annotation", "keypoints")
 LINK_MODES = ("symlink", "hardlink", "copy")
-CONVERTER_VERSION = 1  # bump when the output of a conversion changes, to invalidate caches
+CONVERTER_VERSION = 2  # bump when the output of a conversion changes, to invalidate caches
+SPLITS = ("train", "val", "test")  # the splits a data YAML lists
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,9 @@ class ConversionResult:
     kpt_shape: tuple[int, int]
     flip_idx: list[int] | None
     keypoint_names: list[str]
+    class_names: list[str] | None = None
+    kpt_oks_sigmas: list[float] | None = None
+    flip_from: str = ""  # where flip_idx came from: "flip_idx option", "source category", "keypoint names", ""
 
 
 def _check_options(box_source: str, box_pad: float, visibility: str, link_images: str) -> None:
@@ -102,17 +118,28 @@ def coco_keypoints_to_yolo_pose(
     flip_idx: Sequence[int] | None = None,
     kpt_oks_sigmas: Sequence[float] | None = None,
     link_images: str = "symlink",
+    kpt_names: Sequence[str] | None = None,
+    class_names: Sequence[str] | None = None,
+    overwrite: bool = False,
     _yaml_root: Path | None = None,
 ) -> ConversionResult:
     """Convert one COCO keypoints split into ``out_dir/{images,labels}/<split>`` + ``data.yaml``.
 
     ``keypoint_map[k]`` is the source index written as output point k (default: all points);
     ``box_source`` 'annotation' keeps the COCO box, 'keypoints' uses the tight keypoint box
-    grown by ``box_pad``; ``visibility`` 'keep' writes COCO's 0/1/2, 'binary' writes 0/1;
-    ``flip_idx`` (output indices) overrides the flip map carried over from the source category.
-    Images are symlinked by default (no pixel copies). The flip map is validated.
+    grown by ``box_pad``; ``visibility`` 'keep' writes COCO's 0/1/2, 'binary' writes 0/1.
+    The data YAML gets what training reads, each from the option if given (in output point
+    order), else from the source category: ``kpt_names`` (the category's ``keypoints``),
+    ``class_names`` (the category names), ``kpt_oks_sigmas`` (``kpt_oks_sigmas``/``sigmas``) and
+    ``flip_idx`` (the category's ``flip_idx``, else the left/right pairs the keypoint names spell
+    out); the flip map is validated. A data YAML already in ``out_dir`` (another split converted
+    earlier) keeps its splits and must hold the same schema (DataError otherwise); converting a
+    split that is already there needs ``overwrite``, which replaces that split's folders.
+    Nothing is written when a check fails. Images are symlinked by default (no pixel copies).
     """
     _check_options(box_source, box_pad, visibility, link_images)
+    if split not in SPLITS:
+        raise ConfigError(f"split must be one of {list(SPLITS)} (the splits a data YAML lists), got {split!r}")
     annotation_json, images_dir, out_dir = Path(annotation_json), Path(images_dir), Path(out_dir)
     ensure_outside_sources(out_dir, {"images folder": images_dir, "annotation folder": annotation_json.parent})
     ds = read_coco_keypoints(annotation_json, images_dir)
@@ -121,13 +148,24 @@ def coco_keypoints_to_yolo_pose(
     bad = [v for v in kmap if not 0 <= v < k_src]
     if bad or not kmap or len(set(kmap)) != len(kmap):
         raise ConfigError(f"keypoint_map {kmap} must list distinct source indices in 0..{k_src - 1} ({annotation_json})")
-    names = [ds.keypoint_names[i] for i in kmap]
-    out_flip = [int(v) for v in flip_idx] if flip_idx is not None else _mapped_flip(ds.flip_idx, kmap)
-    if out_flip is not None:
-        validate_flip_idx(out_flip, len(kmap), names)
+    names = _given(kpt_names, len(kmap), "kpt_names", "keypoints") or [ds.keypoint_names[i] for i in kmap]
+    classes = _given(class_names, len(ds.class_names), "class_names", f"categories of {annotation_json}") or ds.class_names
+    if kpt_oks_sigmas is not None:
+        sigmas = read_oks_sigmas(list(kpt_oks_sigmas), len(kmap), "kpt_oks_sigmas", error=ConfigError)
+    else:
+        sigmas = [ds.oks_sigmas[i] for i in kmap] if ds.oks_sigmas is not None else None
+    out_flip, flip_from = _output_flip(flip_idx, ds.flip_idx, kmap, names)
+    yaml_root = _yaml_root or out_dir
+    new_doc = data_yaml_doc(yaml_root, {split: f"images/{split}"}, classes, (len(kmap), 3), out_flip, names, sigmas)
+    doc = merge_data_yaml(out_dir / "data.yaml", new_doc, replace_splits=overwrite)
 
     out_images = out_dir / "images" / split
     out_labels = labels_dir_for(out_images)
+    for folder in (out_images, out_labels):
+        if folder.is_dir() and any(folder.iterdir()):
+            if not overwrite:
+                raise DataError(f"{folder}: not empty (split '{split}' converted before?); pass --overwrite to replace it")
+            shutil.rmtree(folder)
     out_images.mkdir(parents=True, exist_ok=True)
     out_labels.mkdir(parents=True, exist_ok=True)
     class_of = {cid: i for i, cid in enumerate(ds.category_ids)}
@@ -154,10 +192,7 @@ def coco_keypoints_to_yolo_pose(
             rows.append(row)
         (out_labels / f"{target.stem}.txt").write_text("".join(r + "\n" for r in rows))
         n_objects += len(rows)
-    yaml_root = _yaml_root or out_dir
-    data_yaml = write_yolo_data_yaml(
-        out_dir / "data.yaml", yaml_root, {split: f"images/{split}"}, ds.class_names, (len(kmap), 3), out_flip, names, kpt_oks_sigmas
-    )
+    data_yaml = write_yolo_data_yaml(out_dir / "data.yaml", doc)
     return ConversionResult(
         out_dir=yaml_root,
         images_dir=yaml_root / "images" / split,
@@ -169,7 +204,36 @@ def coco_keypoints_to_yolo_pose(
         kpt_shape=(len(kmap), 3),
         flip_idx=out_flip,
         keypoint_names=names,
+        class_names=list(classes),
+        kpt_oks_sigmas=sigmas,
+        flip_from=flip_from,
     )
+
+
+def _given(values: Sequence[str] | None, expected: int, option: str, what: str) -> list[str] | None:
+    """An option's list of names, which must have one entry per output point / class."""
+    if values is None:
+        return None
+    out = [str(v).strip() for v in values]
+    if len(out) != expected or not all(out):
+        raise ConfigError(f"{option}: {len(out)} names given for {expected} {what}: {out}")
+    return out
+
+
+def _output_flip(
+    flip_idx: Sequence[int] | None, src_flip: Sequence[int] | None, kmap: list[int], names: list[str]
+) -> tuple[list[int] | None, str]:
+    """(the output flip map, where it came from); validated against the output names."""
+    if flip_idx is not None:
+        flip, origin = [int(v) for v in flip_idx], "flip_idx option"
+    elif src_flip is not None:
+        flip, origin = _mapped_flip(src_flip, kmap), "source category"
+    else:
+        flip, origin = flip_idx_from_names(names), "keypoint names"
+    if flip is None:
+        return None, ""
+    validate_flip_idx(flip, len(kmap), names)
+    return flip, origin
 
 
 def conversion_key(annotation_json: Path, images_dir: Path, split: str, options: dict) -> str:

@@ -83,6 +83,29 @@ def validate_flip_idx(
     return [(i, j) for i, j in enumerate(flip) if i < j]
 
 
+def flip_idx_from_names(names: Sequence[str]) -> list[int] | None:
+    """The flip map the keypoint names spell out: every left point swapped with the right point of
+    the same name (``left_eye`` <-> ``right_eye``), points without a side unchanged.
+
+    None when the names do not determine one: no left/right pair at all, or a sided point without
+    its partner (or with two). The map returned passes `validate_flip_idx` with these names.
+    """
+    sides = [keypoint_side(n) for n in names]
+    index: dict[tuple[str, str], list[int]] = {}
+    for i, (side, key) in enumerate(sides):
+        if side:
+            index.setdefault((side, key), []).append(i)
+    flip = list(range(len(names)))
+    for i, (side, key) in enumerate(sides):
+        if side is None:
+            continue
+        partners = index.get(("right" if side == "left" else "left", key), [])
+        if len(partners) != 1 or len(index[(side, key)]) != 1:
+            return None
+        flip[i] = partners[0]
+    return flip if flip != list(range(len(names))) else None
+
+
 def _check_named_pairs(flip: list[int], names: list[str]) -> None:
     sides = [keypoint_side(n) for n in names]
     partner_of = {(side, key): idx for idx, (side, key) in enumerate(sides) if side}

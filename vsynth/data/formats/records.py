@@ -68,7 +68,8 @@ class KeypointDataset:
     """Images and keypoint annotations with the schema needed to train on them.
 
     ``class_names[i]`` has COCO id ``category_ids[i]`` (YOLO class ``i``); ``skeleton`` edges are
-    0-based; ``flip_idx`` is None when the source does not declare one.
+    0-based; ``flip_idx`` and ``oks_sigmas`` (per-keypoint OKS sigmas) are None when the source
+    does not declare them.
     """
 
     images: list[ImageRecord]
@@ -79,6 +80,7 @@ class KeypointDataset:
     flip_idx: list[int] | None = None
     skeleton: list[tuple[int, int]] = field(default_factory=list)
     source: Path | None = None
+    oks_sigmas: list[float] | None = None
 
     @property
     def num_keypoints(self) -> int:

@@ -22,6 +22,7 @@ import yaml
 
 from vsynth.data.formats.io import image_size, list_images, write_text_atomic
 from vsynth.data.formats.records import ImageRecord, KeypointAnnotation, KeypointDataset
+from vsynth.data.formats.sigmas import read_oks_sigmas
 from vsynth.errors import DataError
 
 VISIBILITY_MODES = ("keep", "binary")
@@ -116,8 +117,8 @@ def read_yolo_pose_yaml(data_yaml: str | Path, relative_root: str = "yaml") -> Y
     if flip_idx is not None and (not isinstance(flip_idx, list) or len(flip_idx) != kpt_shape[0]):
         raise DataError(f"{path}: 'flip_idx' must list {kpt_shape[0]} indices for kpt_shape {kpt_shape}")
     sigmas = doc.get("kpt_oks_sigmas")
-    if sigmas is not None and (not isinstance(sigmas, list) or len(sigmas) != kpt_shape[0]):
-        raise DataError(f"{path}: 'kpt_oks_sigmas' must list {kpt_shape[0]} values for kpt_shape {kpt_shape}")
+    if sigmas is not None:
+        sigmas = read_oks_sigmas(sigmas, kpt_shape[0], str(path))
     return YoloPoseSpec(
         yaml_path=path,
         root=root,
@@ -126,7 +127,7 @@ def read_yolo_pose_yaml(data_yaml: str | Path, relative_root: str = "yaml") -> Y
         names=names,
         flip_idx=[int(v) for v in flip_idx] if flip_idx is not None else None,
         kpt_names=kpt_names,
-        kpt_oks_sigmas=[float(v) for v in sigmas] if sigmas is not None else None,
+        kpt_oks_sigmas=sigmas,
     )
 
 
@@ -221,7 +222,9 @@ def read_yolo_pose(data_yaml: str | Path, split: str) -> KeypointDataset:
     spec = read_yolo_pose_yaml(data_yaml)
     if split not in spec.splits:
         raise DataError(f"{spec.yaml_path}: no '{split}' split (has {sorted(spec.splits)})")
-    return read_yolo_pose_folder(spec.splits[split], spec.kpt_shape, spec.names, spec.kpt_names, spec.flip_idx)
+    ds = read_yolo_pose_folder(spec.splits[split], spec.kpt_shape, spec.names, spec.kpt_names, spec.flip_idx)
+    ds.oks_sigmas = spec.kpt_oks_sigmas
+    return ds
 
 
 def yolo_pose_row(
@@ -287,8 +290,7 @@ def write_yolo_pose_labels(
     return rows_written
 
 
-def write_yolo_data_yaml(
-    yaml_path: str | Path,
+def data_yaml_doc(
     root: str | Path,
     splits: dict[str, str],
     class_names: Sequence[str],
@@ -296,11 +298,11 @@ def write_yolo_data_yaml(
     flip_idx: Sequence[int] | None,
     kpt_names: Sequence[str] | None = None,
     kpt_oks_sigmas: Sequence[float] | None = None,
-) -> Path:
-    """Write an ultralytics pose data YAML. ``root`` becomes the absolute ``path``; ``splits``
-    maps 'train'/'val'/'test' to image folders relative to it."""
+) -> dict:
+    """An ultralytics pose data YAML as a mapping: ``root`` becomes the absolute ``path``; ``splits``
+    maps 'train'/'val'/'test' to image folders relative to it (written in that order)."""
     doc: dict = {"path": str(Path(root).absolute())}
-    doc.update({split: str(folder) for split, folder in splits.items()})
+    doc.update({split: str(splits[split]) for split in ("train", "val", "test") if split in splits})
     doc["kpt_shape"] = [int(v) for v in kpt_shape]
     if flip_idx is not None:
         doc["flip_idx"] = [int(v) for v in flip_idx]
@@ -309,6 +311,66 @@ def write_yolo_data_yaml(
         doc["kpt_names"] = {i: [str(n) for n in kpt_names] for i in range(len(class_names))}
     if kpt_oks_sigmas is not None:
         doc["kpt_oks_sigmas"] = [float(v) for v in kpt_oks_sigmas]
+    return doc
+
+
+def merge_data_yaml(yaml_path: str | Path, new: dict, replace_splits: bool = False) -> dict:
+    """``new`` (a `data_yaml_doc`) added to the data YAML already at ``yaml_path``, if any.
+
+    One folder holds one dataset: ``path``, ``kpt_shape``, ``names``, and ``flip_idx``,
+    ``kpt_names``, ``kpt_oks_sigmas`` where both sides have them, must agree (a DataError names the
+    first field that differs). The existing file's splits and other keys are kept, a field only
+    one side has is kept, and ``new``'s splits are added; a split the file already lists is
+    refused unless ``replace_splits``.
+    """
+    path = Path(yaml_path)
+    if not path.exists():
+        return new
+    spec = read_yolo_pose_yaml(path)
+    old = yaml.safe_load(path.read_text(encoding="utf-8"))
+    ours = YoloPoseSpec(
+        yaml_path=path,
+        root=Path(new["path"]),
+        splits={},
+        kpt_shape=tuple(new["kpt_shape"]),
+        names=list(new["names"].values()),
+        flip_idx=new.get("flip_idx"),
+        kpt_names=(new.get("kpt_names") or {}).get(0),
+        kpt_oks_sigmas=new.get("kpt_oks_sigmas"),
+    )
+    for field in ("root", "kpt_shape", "names", "flip_idx", "kpt_names", "kpt_oks_sigmas"):
+        have, want = getattr(spec, field), getattr(ours, field)
+        if field == "root":
+            have, want = have.resolve(), want.resolve()
+        if have is not None and want is not None and have != want:
+            key = "path" if field == "root" else field
+            raise DataError(
+                f"{path}: '{key}' is {_show(have)} there but {_show(want)} in this conversion; one folder holds one "
+                "dataset schema: convert into another --out, or give options that match the file"
+            )
+    split_keys = ("train", "val", "test")
+    again = [s for s in split_keys if s in new and old.get(s)]
+    if again and not replace_splits:
+        raise DataError(
+            f"{path}: already lists the '{again[0]}' split ({old[again[0]]}); pass --overwrite to convert it again"
+        )
+    merged = {"path": old.get("path") or new["path"]}
+    merged.update({s: new.get(s) or old.get(s) for s in split_keys if new.get(s) or old.get(s)})
+    for key in ("kpt_shape", "flip_idx", "names", "kpt_names", "kpt_oks_sigmas"):
+        value = old.get(key) if old.get(key) is not None else new.get(key)
+        if value is not None:
+            merged[key] = value
+    merged.update({k: v for k, v in old.items() if k not in merged})
+    return merged
+
+
+def _show(value: object) -> str:
+    return str(value) if isinstance(value, Path) else repr(list(value) if isinstance(value, tuple) else value)
+
+
+def write_yolo_data_yaml(yaml_path: str | Path, doc: dict) -> Path:
+    """Write a data YAML mapping (a `data_yaml_doc`, maybe merged) atomically, replacing any file
+    there; lists stay on one line, as in ultralytics' own files."""
     out = Path(yaml_path)
     write_text_atomic(out, yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=1000))
     return out
