@@ -62,10 +62,10 @@ def _error_line(e: BaseException) -> str:
 
 def run_job(cfg: DictConfig, run_dir: Path) -> int:
     """Run one job in ``run_dir``; returns the process exit code."""
+    from vsynth.run.cluster import launch
     from vsynth.train.distributed import cleanup, init_distributed
 
-    rank_env = __import__("os").environ.get("RANK", "0")
-    is_main = rank_env == "0"
+    is_main = launch().rank == 0
     if not is_main:  # only rank 0 writes run.log; other ranks print warnings and errors only
         root = logging.getLogger()
         for h in list(root.handlers):
@@ -124,9 +124,10 @@ def run_job(cfg: DictConfig, run_dir: Path) -> int:
             status.finish("interrupted", error=_error_line(e))
             print(f"vsynth: {_error_line(e)}; run folder: {run_dir}", file=sys.stderr)
             code = EXIT_INTERRUPTED
-            if e.chained is not None:  # e.g. submitit's handler: requeue this job (it resumes from last.pt)
-                cleanup()
-                e.chained(e.signum, None)
+            cleanup()
+            from vsynth.run.preemption import after_interrupt
+
+            after_interrupt(e.signum, e.chained)  # under SLURM: requeue the job (no return), it resumes from last.pt
         else:
             _trace_logger().error("unexpected error", exc_info=True)
             status.finish("failed", error=f"{type(e).__name__}: {_error_line(e)}")

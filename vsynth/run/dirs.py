@@ -1,9 +1,9 @@
 """Run- and sweep-folder names, registered as OmegaConf resolvers used by conf/config.yaml.
 
 * ``vsynth_run_dir``: claims a fresh run folder with an atomic ``mkdir``: two runs started in the
-  same second get ``..._name`` and ``..._name-1``; nothing is ever reused by accident. Under
-  ``torchrun`` rank 0 claims it and the other ranks read its choice from a rendezvous file, so
-  one DDP job writes one folder.
+  same second get ``..._name`` and ``..._name-1``; nothing is ever reused by accident. In a DDP
+  job (torchrun's or SLURM's processes, see ``vsynth/run/cluster.py``) rank 0 claims it and the
+  other ranks read its choice from a rendezvous file, so one DDP job writes one folder.
 * ``vsynth_job_dir``: a sweep job's folder name from its overrides (``data.ratio=0.5,seed=1``),
   sorted by key with ``seed`` last, so reruns of a sweep find the same folders.
 * ``vsynth_sweep_dir``: a sweep root named from the sweep's own overrides, so rerunning the same
@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Iterable
 
 from omegaconf import OmegaConf
+
+from vsynth.run.cluster import launch
 
 _claimed: dict[str, str] = {}
 _SAFE = re.compile(r"[^A-Za-z0-9._=,+@-]+")
@@ -44,11 +46,10 @@ def run_dir(outputs: str, rel: str) -> str:
     key = f"{outputs}|{rel}"
     if key in _claimed:
         return _claimed[key]
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    run_id = os.environ.get("TORCHELASTIC_RUN_ID")
-    if world > 1 and run_id:
-        rdv = Path(outputs) / ".torchrun" / f"{run_id}.txt"
-        if int(os.environ.get("RANK", "0")) == 0:
+    job = launch()
+    if job.world_size > 1 and job.group_id:
+        rdv = Path(outputs) / ".ranks" / f"{job.group_id}.txt"
+        if job.rank == 0:
             chosen = str(_claim(Path(outputs) / rel))
             rdv.parent.mkdir(parents=True, exist_ok=True)
             tmp = rdv.with_suffix(".tmp")
