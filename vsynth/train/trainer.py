@@ -27,6 +27,7 @@ from vsynth.data.mixer import MixBatchSampler, Source
 from vsynth.errors import ConfigError, NonFiniteLossError
 from vsynth.eval.distributed import local_only
 from vsynth.run.context import RunContext
+from vsynth.run.preemption import agree_stop
 from vsynth.task import Task
 from vsynth.train import checkpoint as ckpt_io
 from vsynth.train.amp import autocast, grad_scaler, resolve_amp
@@ -321,13 +322,14 @@ class Trainer:
                         self._save(f"{unit}_{step // steps_per_unit}.pt", model, ema, opt, scaler, state,
                                    include_optimizer=False)
                     stop_at = tc.get("stop_at_step")
-                    if self._stop_signal is not None or (stop_at is not None and step == int(stop_at) and step < total):
+                    stop_signal = agree_stop(self._stop_signal)  # every DDP rank decides on the same value
+                    if stop_signal is not None or (stop_at is not None and step == int(stop_at) and step < total):
                         self._save("last.pt", model, ema, opt, scaler, state)
-                        why = f"signal {self._stop_signal}" if self._stop_signal is not None else f"trainer.stop_at_step={stop_at}"
-                        prev = (self._previous_handlers.get(self._stop_signal)
-                                if self._stop_signal and self._stop_signal != signal.SIGINT else None)
+                        why = f"signal {stop_signal}" if stop_signal is not None else f"trainer.stop_at_step={stop_at}"
+                        prev = (self._previous_handlers.get(stop_signal)
+                                if stop_signal and stop_signal != signal.SIGINT else None)
                         raise TrainingInterrupted(f"stopped at step {step}/{total} ({why}); rerun the same command to resume",
-                                                  chained=prev if callable(prev) else None, signum=self._stop_signal)
+                                                  chained=prev if callable(prev) else None, signum=stop_signal)
                     if step >= total or in_epoch >= spe:
                         break
         finally:
