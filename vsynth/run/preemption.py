@@ -25,7 +25,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 from typing import Any, Callable
 
 log = logging.getLogger("vsynth")
@@ -93,8 +92,7 @@ def _leave_to_slurm(requeue: tuple[int, Callable[..., Any]] | None) -> None:
 
     job = os.environ.get("SLURM_JOB_ID", "?")
     if launch().rank == 0:  # the other ranks just end: SLURM restarts the whole job
-        print(f"vsynth: SLURM job {job} goes back to the queue; its next attempt resumes from last.pt",
-              file=sys.stderr)
+        log.warning("SLURM job %s goes back to the queue; its next attempt resumes from last.pt", job)
         if requeue is not None:
             usr, handler = requeue
             try:
