@@ -76,7 +76,7 @@ install -d -o root  -g root  -m 0755 /var/spool/slurmd
 new_conf="$(cat <<CONF
 # one-node cluster written by vsynth's scripts/setup-slurm.sh (rerun it rather than editing this)
 ClusterName=local
-SlurmctldHost=${NODE}
+SlurmctldHost=${NODE}(127.0.0.1)
 SlurmUser=slurm
 SlurmdUser=root
 AuthType=auth/munge

@@ -10,9 +10,10 @@ that reads them (the run-folder resolver in ``vsynth/run/dirs.py`` and ``init_di
 * SLURM's tasks: ``srun`` (and submitit, which runs every job of ``hydra/launcher=slurm`` through
   srun) starts ``nodes x tasks_per_node`` copies of the command. Rank, local rank and world size
   come from submitit's view of the job (``SLURM_PROCID``, ``SLURM_LOCALID``, ``SLURM_NTASKS``), the
-  master is the job's first node (``SLURM_JOB_NODELIST``) and the port is derived from the job id,
-  so every task finds the same address without talking to the others. submitit's local executor
-  (``hydra/launcher=local`` with ``tasks_per_node`` > 1) is read the same way.
+  master is the job's first node (``SLURM_JOB_NODELIST``; 127.0.0.1 for a one-node job) and the
+  port is derived from the job id, so every task finds the same address without talking to the
+  others. submitit's local executor (``hydra/launcher=local`` with ``tasks_per_node`` > 1) is read
+  the same way.
 
 Several SLURM tasks that each start their own process group (``srun -n2 torchrun --standalone``,
 or ``WORLD_SIZE=1`` under a 2-task step) would be copies of one run in one folder: refused.
@@ -99,8 +100,8 @@ def launch() -> Launch:
     if tasks <= 1:
         return Launch()
     source = "local" if job.name() == "local" else "slurm"
-    hosts = job.hostnames
+    nodes = max(1, job.num_nodes)
+    master = job.hostnames[0] if nodes > 1 else "127.0.0.1"  # one node: no name to resolve
     attempt = os.environ.get("SLURM_RESTART_COUNT", "0")  # a requeued job is a new rendezvous
-    return Launch(job.global_rank, tasks, job.local_rank, source, max(1, tasks // max(1, job.num_nodes)),
-                  hosts[0] if source == "slurm" else "127.0.0.1", _port(job.raw_job_id),
-                  f"{source}-{job.job_id}-{attempt}")
+    return Launch(job.global_rank, tasks, job.local_rank, source, max(1, tasks // nodes), master,
+                  _port(job.raw_job_id), f"{source}-{job.job_id}-{attempt}")
