@@ -1,18 +1,17 @@
 """Sweeps through a real one-node SLURM (scripts/setup-slurm.sh): jobs, DDP tasks, every requeue path.
 
-Each test runs the tiny test task, so a job takes seconds; the requeue tests wait for SLURM to
-restart the job (a few seconds with the setup script's cred_expire=10).
+Each test runs the tiny test task, so a job takes seconds; a requeue takes about 20 s more (the
+setup script's cred_expire=10 plus the next attempt's start-up). Times: BENCHMARKS.md.
 """
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import REPO, cli_env, tiny_args
-from tests.slurm.helpers import ON_SLURM, status, summary_rows, training_underway, wait_for
+from tests.conftest import cli_env, tiny_args
+from tests.slurm.helpers import status, summary_rows, training_underway, wait_for
 
 pytestmark = pytest.mark.slurm
 
