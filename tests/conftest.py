@@ -13,13 +13,18 @@ REPO = Path(__file__).resolve().parent.parent
 TINY_CONF = REPO / "tests" / "tiny" / "conf"
 
 
-def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+def cli_env(cwd: Path, env: dict | None = None) -> dict:
+    """The environment of a CLI subprocess: this repository's code, a cache under ``cwd``."""
     e = dict(os.environ)
     e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")
     e.setdefault("VSYNTH_CACHE", str(cwd / ".cache"))
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "vsynth", *args], cwd=cwd, env=e, capture_output=True, text=True,
-                          timeout=timeout)
+    return e
+
+
+def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vsynth", *args], cwd=cwd, env=cli_env(cwd, env), capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def tiny_args(*extra: str) -> list[str]:

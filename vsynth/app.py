@@ -66,13 +66,13 @@ def run_job(cfg: DictConfig, output_dir: Path) -> int:
     The job's records go where :mod:`vsynth.run.placement` decided (``output_dir`` itself, or a
     child/sibling folder when ``output_dir`` holds another run).
     """
+    from vsynth.run.cluster import launch
     from vsynth.run.placement import decide, describe
     from vsynth.train.distributed import cleanup, init_distributed
 
     placement = decide(output_dir, str(cfg.mode), str(cfg.task.name), str(cfg.resume), str(cfg.eval.split))
     run_dir = placement.dir
-    rank_env = __import__("os").environ.get("RANK", "0")
-    is_main = rank_env == "0"
+    is_main = launch().rank == 0
     if not is_main:  # only rank 0 writes run.log; other ranks print warnings and errors only
         root = logging.getLogger()
         for h in list(root.handlers):
@@ -168,9 +168,10 @@ def run_job(cfg: DictConfig, output_dir: Path) -> int:
             status.finish("interrupted", error=_error_line(e))
             print(f"vsynth: {_error_line(e)}; run folder: {run_dir}", file=sys.stderr)
             code = EXIT_INTERRUPTED
-            if e.chained is not None:  # e.g. submitit's handler: requeue this job (it resumes from last.pt)
-                cleanup()
-                e.chained(e.signum, None)
+            cleanup()
+            from vsynth.run.preemption import after_interrupt
+
+            after_interrupt(e.signum, e.chained)  # under SLURM: requeue the job (no return), it resumes from last.pt
         else:
             _trace_logger().error("unexpected error", exc_info=True)
             status.finish("failed", error=f"{type(e).__name__}: {_error_line(e)}")

@@ -99,3 +99,16 @@ def test_slurm_launcher_config_composes(tmp_path):
                  "account: proj", "gpus_per_node: 1", "max_num_timeout: 5", "timeout_min: 720", "mem_gb: 64",
                  "cpus_per_task: 8", "signal_delay_s: 120"]:
         assert line in p.stdout, line
+
+
+@pytest.mark.slow
+def test_local_launcher_two_tasks_train_as_one_process_group(tmp_path):
+    p = run_cli(["-m", *tiny_args("trainer.length=2", "trainer.threads=1", "hydra/launcher=local",
+                                  "hydra.launcher.tasks_per_node=2", "hydra.launcher.cpus_per_task=1",
+                                  "hydra.launcher.mem_gb=2")], tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    (job,) = [d for d in _sweep_root(tmp_path).iterdir() if d.is_dir() and not d.name.startswith(".")]
+    log = (job / "run.log").read_text()
+    assert log.count("world=2)") == 1 and log.count("Done in") == 1
+    assert json.loads((job / "composition.json").read_text())["world_size"] == 2
+    assert len(_rows(_sweep_root(tmp_path))) == 1

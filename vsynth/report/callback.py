@@ -33,6 +33,10 @@ class SweepReport(Callback):
                 return
         except ValueError:
             return
+        from vsynth.run.cluster import launch
+
+        if launch().rank != 0:  # a DDP job (several SLURM tasks) is one job: rank 0 sums it up
+            return
         try:
             _refresh(Path(str(config.hydra.sweep.dir)))
         except Exception as e:  # noqa: BLE001  (a report problem must never fail a training job)

@@ -1,9 +1,9 @@
 """Run- and sweep-folder names, registered as OmegaConf resolvers used by conf/config.yaml.
 
 * ``vsynth_run_dir``: claims a fresh run folder with an atomic ``mkdir``: two runs started in the
-  same second get ``..._name`` and ``..._name-1``; nothing is ever reused by accident. Under
-  ``torchrun`` rank 0 claims it and the other ranks read its choice from a rendezvous file, so
-  one DDP job writes one folder.
+  same second get ``..._name`` and ``..._name-1``; nothing is ever reused by accident. In a DDP
+  job (torchrun's or SLURM's processes, see ``vsynth/run/cluster.py``) rank 0 claims it and the
+  other ranks read its choice from a rendezvous file, so one DDP job writes one folder.
 * ``vsynth_job_dir``: a sweep job's folder name from its overrides (``data.ratio=0.5,seed=1``),
   sorted by key with ``seed`` last, so reruns of a sweep find the same folders.
 * ``vsynth_sweep_dir``: a sweep root named from the sweep's own overrides, so rerunning the same
@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Iterable
 
 from omegaconf import OmegaConf
+
+from vsynth.run.cluster import launch
 
 _claimed: dict[str, str] = {}
 _SAFE = re.compile(r"[^A-Za-z0-9._=,+@-]+")
@@ -40,29 +42,18 @@ def claim(path: Path, first_suffix: int = 1) -> Path:
             i += 1
 
 
-_claim = claim
-
-
-def _job_id() -> str | None:
-    """An id shared by every process of one multi-process job (torchrun's run id)."""
-    return os.environ.get("TORCHELASTIC_RUN_ID")
-
-
-def shared_choice(key: str, choose, where: Path | None = None) -> str:
+def shared_choice(key: str, choose, where: Path) -> str:
     """``choose()`` made once per multi-process job: rank 0 chooses, the other ranks read its answer.
 
-    Alone (one process), it is just ``choose()``. ``where`` (default: the system temp folder; use a
-    shared filesystem across nodes) holds the small rendezvous file.
+    Alone (one process), it is just ``choose()``. ``where`` (on a filesystem every node sees, e.g. the
+    outputs folder) holds the small rendezvous file, named by the job's group id and ``key``.
     """
-    import tempfile
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    run_id = _job_id()
-    if world <= 1 or not run_id:
-        return choose()
+    job = launch()
+    if job.world_size <= 1 or not job.group_id:
+        return str(choose())
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
-    rdv = Path(where or tempfile.gettempdir()) / ".vsynth-rendezvous" / f"{run_id}-{digest}.txt"
-    if int(os.environ.get("RANK", "0")) == 0:
+    rdv = Path(where) / ".ranks" / f"{job.group_id}-{digest}.txt"
+    if job.rank == 0:
         chosen = str(choose())
         rdv.parent.mkdir(parents=True, exist_ok=True)
         tmp = rdv.with_suffix(".part")
@@ -80,29 +71,9 @@ def shared_choice(key: str, choose, where: Path | None = None) -> str:
 def run_dir(outputs: str, rel: str) -> str:
     """Claim ``outputs/rel`` (or ``rel-N``) once per process; see the module docstring."""
     key = f"{outputs}|{rel}"
-    if key in _claimed:
-        return _claimed[key]
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    run_id = os.environ.get("TORCHELASTIC_RUN_ID")
-    if world > 1 and run_id:
-        rdv = Path(outputs) / ".torchrun" / f"{run_id}.txt"
-        if int(os.environ.get("RANK", "0")) == 0:
-            chosen = str(_claim(Path(outputs) / rel))
-            rdv.parent.mkdir(parents=True, exist_ok=True)
-            tmp = rdv.with_suffix(".tmp")
-            tmp.write_text(chosen)
-            os.replace(tmp, rdv)
-        else:
-            deadline = time.time() + 120
-            while not rdv.exists():
-                if time.time() > deadline:
-                    raise RuntimeError(f"rank 0 did not announce the run folder in {rdv}")
-                time.sleep(0.1)
-            chosen = rdv.read_text().strip()
-    else:
-        chosen = str(_claim(Path(outputs) / rel))
-    _claimed[key] = chosen
-    return chosen
+    if key not in _claimed:
+        _claimed[key] = shared_choice(key, lambda: claim(Path(outputs) / rel), Path(outputs))
+    return _claimed[key]
 
 
 def _job_overrides(overrides: Iterable[str]) -> list[tuple[str, str]]:

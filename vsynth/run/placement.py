@@ -47,13 +47,6 @@ def _status(folder: Path) -> dict | None:
         return None
 
 
-def _rank() -> int:
-    for var in ("RANK", "SLURM_PROCID"):
-        if os.environ.get(var, "").isdigit() and int(os.environ.get("WORLD_SIZE", os.environ.get("SLURM_NTASKS", "1"))) > 1:
-            return int(os.environ[var])
-    return 0
-
-
 def _claim_child(folder: Path, name: str) -> Path:
     from vsynth.run.dirs import claim
 
@@ -79,27 +72,38 @@ def _claim_sibling(folder: Path) -> Path:
     return claim(folder.with_name(f"{folder.name}-1"), first_suffix=2)
 
 
+def _choose(folder: Path, mode: str, task: str, resume: str, split: str) -> Placement:
+    """The decision itself (made by one process; it may claim a folder)."""
+    occupant = _status(folder)
+    if occupant is None:
+        return Placement(folder, HYDRA_SUBDIR, "new")
+    if occupant.get("mode") == mode and occupant.get("task") == task and str(resume) != "never":
+        return Placement(folder, str(_claim_attempt(folder).relative_to(folder)), "resume", occupant)
+    if mode == "eval":
+        child = _claim_child(folder, f"eval-{split}")
+        return Placement(child, str(Path(child.name) / HYDRA_SUBDIR), "eval-child", occupant)
+    sib = _claim_sibling(folder)
+    return Placement(sib, os.path.relpath(sib / HYDRA_SUBDIR, folder), "sibling", occupant)
+
+
 def decide(output_dir: str | Path, mode: str, task: str, resume: str, split: str) -> Placement:
-    """The placement for a job Hydra runs in ``output_dir`` (cached per process)."""
+    """The placement for a job Hydra runs in ``output_dir`` (cached per process; one decision per DDP job)."""
     key = str(Path(output_dir).resolve())
     if key in _placements:
         return _placements[key]
+    from vsynth.run.cluster import launch
     from vsynth.run.dirs import shared_choice
 
     folder = Path(key)
-    occupant = _status(folder)
-    if occupant is None:
-        p = Placement(folder, HYDRA_SUBDIR, "new")
-    elif occupant.get("mode") == mode and occupant.get("task") == task and str(resume) != "never":
-        attempt = shared_choice(f"attempt:{key}", lambda: str(_claim_attempt(folder)))
-        p = Placement(folder, str(Path(attempt).relative_to(folder)), "resume", occupant)
-    elif mode == "eval":
-        child = Path(shared_choice(f"eval:{key}", lambda: str(_claim_child(folder, f"eval-{split}"))))
-        p = Placement(child, str(Path(child.name) / HYDRA_SUBDIR), "eval-child", occupant)
-    else:
-        sib = Path(shared_choice(f"sibling:{key}", lambda: str(_claim_sibling(folder))))
-        p = Placement(sib, os.path.relpath(sib / HYDRA_SUBDIR, folder), "sibling", occupant)
-    if _rank() != 0:  # only rank 0 keeps Hydra's config files
+
+    def choose() -> str:  # rank 0 decides before it writes anything; the other ranks read its decision
+        p = _choose(folder, mode, task, resume, split)
+        return json.dumps({"dir": str(p.dir), "hydra_subdir": p.hydra_subdir, "reason": p.reason,
+                           "occupant": p.occupant})
+
+    d = json.loads(shared_choice(f"placement:{key}", choose, folder.parent))
+    p = Placement(Path(d["dir"]), d["hydra_subdir"], d["reason"], d["occupant"])
+    if launch().rank != 0:  # only rank 0 keeps Hydra's config files
         p = Placement(p.dir, None, p.reason, p.occupant)
     _placements[key] = p
     return p

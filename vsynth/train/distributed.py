@@ -1,4 +1,4 @@
-"""Process setup for one device or ``torchrun`` DDP, with the same code path."""
+"""Process setup for one device or DDP (torchrun's or SLURM's processes), with the same code path."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 import torch.distributed as dist
 
 from vsynth.errors import ConfigError
+from vsynth.run.cluster import launch
 
 
 @dataclass(frozen=True)
@@ -34,16 +35,22 @@ def resolve_device(device: str, local_rank: int = 0) -> torch.device:
 
 
 def init_distributed(device: str) -> DistInfo:
-    """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = resolve_device(device, local)
-    if world > 1 and not dist.is_initialized():
+    """Join the process group when this is one of several processes (torchrun's or SLURM's tasks).
+
+    SLURM's tasks get torchrun's variables (``RANK``, ``MASTER_ADDR``, ...) from
+    :func:`vsynth.run.cluster.launch`, so everything downstream, backends included, sees one kind of
+    DDP job.
+    """
+    job = launch()
+    if job.problem:
+        raise ConfigError(job.problem)
+    dev = resolve_device(device, job.local_rank)
+    if job.world_size > 1 and not dist.is_initialized():
+        os.environ.update(job.torchrun_env())
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-    return DistInfo(rank, world, local, dev)
+    return DistInfo(job.rank, job.world_size, job.local_rank, dev)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

@@ -203,15 +203,18 @@ class Preemption(Part):
                 return
 
     def after_step(self, t) -> None:
+        from vsynth.run.preemption import agree_stop
+
         step = t.state.step
         stop_at = self.stop_at_step is not None and step == self.stop_at_step and step < t.total
-        if self.signum is None and not stop_at:
+        signum = agree_stop(self.signum)  # every DDP rank decides on the same value (a late signal: next step)
+        if signum is None and not stop_at:
             return
         t.save("last.pt")
-        why = f"signal {self.signum}" if self.signum is not None else f"trainer.stop_at_step={self.stop_at_step}"
-        prev = self.previous.get(self.signum) if self.signum and self.signum != signal.SIGINT else None
+        why = f"signal {signum}" if signum is not None else f"trainer.stop_at_step={self.stop_at_step}"
+        prev = self.previous.get(signum) if signum and signum != signal.SIGINT else None
         raise TrainingInterrupted(f"stopped at step {step}/{t.total} ({why}); rerun the same command to resume",
-                                  chained=prev if callable(prev) else None, signum=self.signum)
+                                  chained=prev if callable(prev) else None, signum=signum)
 
     def after_train(self, t, completed) -> None:
         for sig, prev in self.previous.items():
