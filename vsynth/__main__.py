@@ -25,8 +25,8 @@ class JobFailed(Exception):
     """Raised inside a sweep job so Hydra marks it failed and still runs the other jobs."""
 
 
-@hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
-def _hydra_main(cfg: DictConfig) -> int:
+def task_function(cfg: DictConfig) -> int:
+    """One job, as Hydra (and any launcher: basic, submitit local or SLURM) runs it."""
     from pathlib import Path
 
     from vsynth.app import run_job
@@ -35,6 +35,12 @@ def _hydra_main(cfg: DictConfig) -> int:
     code = run_job(cfg, Path(hc.runtime.output_dir))
     if hc.mode == RunMode.MULTIRUN and code != 0:
         raise JobFailed(f"job {hc.job.num} ({hc.runtime.output_dir}) exited with code {code}")
+    return code
+
+
+@hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> int:
+    code = task_function(cfg)
     _exit_code[0] = max(_exit_code[0], code)
     return code
 

@@ -7,6 +7,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from vsynth.experiments import killswitch as ks
+from vsynth.experiments import launch as launch_mod
 
 
 def _cfg(**killswitch):
@@ -43,19 +44,22 @@ def _coco(run: Path, quality: float):
 def _fake_runs(monkeypatch, quality):
     launched = []
 
-    def launch(self, label, cmd, run_dir):
-        launched.append(cmd)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        arm = next(c.split("=", 1)[1] for c in cmd if c.startswith("arm="))
-        q = quality[arm]
-        metrics = {"test/oks_map": q, "test/oks_map50": q + 0.1, "test/pck@0.05": q + 0.2}
-        (run_dir / "metrics.json").write_text(json.dumps(metrics))
-        (run_dir / "checkpoints").mkdir(exist_ok=True)
-        (run_dir / "checkpoints" / "best.pt").write_bytes(b"x")
-        _coco(run_dir, q)
-        return metrics
+    def run(self, specs):  # what a launcher does: one finished run folder per spec
+        for spec in specs:
+            run_dir = self.folder(spec)
+            cmd = [*spec.overrides, f"hydra.run.dir={run_dir}"]
+            launched.append(cmd)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            arm = next(c.split("=", 1)[1] for c in cmd if c.startswith("arm="))
+            q = quality[arm]
+            metrics = {"test/oks_map": q, "test/oks_map50": q + 0.1, "test/pck@0.05": q + 0.2}
+            (run_dir / "metrics.json").write_text(json.dumps(metrics))
+            (run_dir / "status.json").write_text(json.dumps({"state": "done"}))
+            (run_dir / "checkpoints").mkdir(exist_ok=True)
+            (run_dir / "checkpoints" / "best.pt").write_bytes(b"x")
+            _coco(run_dir, q)
 
-    monkeypatch.setattr(ks.Orchestrator, "launch", launch)
+    monkeypatch.setattr(launch_mod.Runs, "run", run)
     monkeypatch.setattr(ks, "_command_overrides", lambda ctx: ["experiment=kill_switch", "data.real_subset=50",
                                                                "killswitch.seeds=[0,1]", "hydra.run.dir=/x"])
     monkeypatch.setattr(ks, "_experiment_choice", lambda ctx: "kill_switch")

@@ -119,3 +119,21 @@ def test_several_tasks_without_a_process_group_are_refused(tmp_path):
     errors = [line for line in p.stderr.splitlines() if line.startswith("vsynth: error:")]
     assert len(errors) == 2 and all("SLURM started 2 tasks" in e for e in errors), p.stderr[-3000:]
     assert not list((tmp_path / "outputs").rglob("last.pt"))
+
+
+def test_kill_switch_runs_its_arms_as_slurm_jobs(tmp_path):
+    """experiment=kill_switch with hydra/launcher=slurm: base, then B and A as one array, then the verdict."""
+    from tests.conftest import run_cli
+    from tests.framework.test_experiment_launch import KS
+    from tests.slurm.helpers import ON_SLURM
+
+    root = tmp_path / "ks"
+    p = run_cli(tiny_args(*KS, *ON_SLURM, f"hydra.run.dir={root}"), tmp_path, timeout=900)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
+    for run in ("base-seed0", "B-seed0", "A-seed0"):
+        assert status(root / run)["state"] == "done", run
+    jobs = {d.name for d in (root / ".submitit").iterdir() if d.is_dir()}
+    arrays = {j.split("_")[0] for j in jobs if "_" in j}
+    assert len(arrays) == 1 and {f"{next(iter(arrays))}_0", f"{next(iter(arrays))}_1"} <= jobs  # B and A: one array
+    assert len({j for j in jobs if "_" not in j} - arrays) == 1  # the baseline before them
+    assert json.loads((root / "killswitch.json").read_text())["verdict"] in ("PASS", "MARGINAL", "FAIL")

@@ -9,43 +9,38 @@ root (the run folder of the command itself):
    report flags such a baseline as *not measured here*);
 2. the **control** (arm ``B``) and the **treatment** (arm ``A``), each for every seed in
    ``killswitch.seeds``, all starting from the same checkpoint (the baseline's, or ``init``),
-   each as its own ``python -m vsynth ... arm=X seed=S hydra.run.dir=<root>/<X>-seed<S>``
-   subprocess: a complete, self-contained run folder that resumes if the experiment is rerun and
-   is skipped when already done. ``killswitch.reuse.B=/path/to/run`` takes an existing control
-   run instead of training one;
+   each a complete, self-contained run folder ``<root>/<X>-seed<S>`` launched by
+   :mod:`vsynth.experiments.launch` (one after another as subprocesses, or all at once as jobs of
+   ``hydra/launcher=local|slurm``); a finished run is skipped and an unfinished one resumes when the
+   experiment is rerun. ``killswitch.reuse.B=/path/to/run`` takes an existing control run instead;
 3. ``report.md`` and ``killswitch.json`` at the root: base, B and A with the test metrics and the
-   deltas vs base (mean ± spread over seeds), the treatment's contribution A - B with a paired
-   bootstrap 95% interval over test images, and one line ``VERDICT: PASS|MARGINAL|FAIL``.
+   deltas vs base (mean ± spread over seeds), the treatment's contribution A - B with an interval
+   over seeds and test images, how much of the spread each contributes, the smallest effect the
+   experiment could detect and what the gate would need (:mod:`vsynth.report.uncertainty`), the
+   keypoint audit for keypoint tasks, and one line ``VERDICT: PASS|MARGINAL|FAIL``.
 
 The verdict is the users' gate: PASS when A >= base + margin, MARGINAL when A is in
 [base, base + margin), FAIL when A < base. The report always shows the control next to it: a
 gate the control alone clears says nothing about the treatment (the lesson of the stale
 0.2199 baseline), and A - B with its interval is the number to read.
 
-Task-agnostic: the metric names, arms and per-image files come from config
-(``killswitch.metrics``; each arm run writes ``predictions_test.json`` + ``gt_test.json``).
+Task-agnostic: the metric names and arms come from config (``killswitch.metrics``); every task's
+runs write their per-image test files (:mod:`vsynth.report.run_states`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import shlex
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from vsynth.errors import ConfigError, VsynthError
+from vsynth.experiments.launch import RunSpec, Runs
 from vsynth.report.killswitch import ArmSummary, build_summary, finite, pp, write_outputs
 
 log = logging.getLogger("vsynth.killswitch")
-
-
-class ArmFailed(VsynthError):
-    """An arm's run ended failed or interrupted; the message names its run folder."""
 
 
 # ---- orchestration ---------------------------------------------------------------------------
@@ -58,7 +53,7 @@ def passthrough_overrides(overrides: Sequence[str]) -> list[str]:
     out = []
     for o in overrides:
         key = o.split("=", 1)[0].lstrip("+~")
-        if key.startswith(("hydra.", "killswitch.", "killswitch")) or key in _OWN_KEYS:
+        if key.startswith(("hydra.", "hydra/", "killswitch.", "killswitch")) or key in _OWN_KEYS:
             continue
         out.append(o)
     return out
@@ -109,6 +104,7 @@ class Orchestrator:
         if not self.seeds:
             raise ConfigError("killswitch.seeds: at least one seed is needed")
         self.base_args = self._base_args()
+        self.runs = Runs(self.root)
 
     def _base_args(self) -> list[str]:
         args = []
@@ -118,36 +114,20 @@ class Orchestrator:
         args += passthrough_overrides(_command_overrides(self.ctx))
         return args
 
-    def command(self, arm: str, seed: int, run_dir: Path, init: str | None, mode: str = "train",
-                ckpt: str | None = None, baseline: bool = False) -> list[str]:
+    def spec(self, arm: str, seed: int, name: str, init: str | None, mode: str = "train", ckpt: str | None = None,
+             baseline: bool = False, label: str = "") -> RunSpec:
+        """One run of the experiment: ``<root>/<name>``, the command's own overrides plus the arm's."""
         extra = (self.ks.base.get("overrides") if baseline else self.ks.get("overrides")) or []
-        cmd = [sys.executable, "-m", "vsynth", *self.base_args, *[str(o) for o in extra], f"mode={mode}",
-               f"arm={arm}", f"seed={seed}", f"name={self.cfg.task.name}-{arm}", f"hydra.run.dir={run_dir}"]
-        cmd.append(f"init={init}" if init else "init=null")
+        overrides = [*self.base_args, *[str(o) for o in extra], f"mode={mode}", f"arm={arm}", f"seed={seed}",
+                     f"name={self.cfg.task.name}-{arm}", f"init={init}" if init else "init=null"]
         if ckpt:
-            cmd.append(f"ckpt={ckpt}")
-        return cmd
+            overrides.append(f"ckpt={ckpt}")
+        return RunSpec(name, label or f"arm {arm} (seed {seed})", overrides)
 
-    def launch(self, label: str, cmd: list[str], run_dir: Path) -> dict[str, Any]:
-        """Run one arm (skipped by vsynth itself when its folder is already done); its metrics.json."""
-        run_dir.mkdir(parents=True, exist_ok=True)
-        status = _read_json(run_dir / "status.json")
-        if status.get("state") == "done" and (run_dir / "metrics.json").is_file():
-            log.info("%s: already done in %s (reused)", label, run_dir)
-            return _read_json(run_dir / "metrics.json")
-        log.info("%s: %s", label, " ".join(shlex.quote(c) for c in cmd))
-        t0 = time.time()
-        env = dict(os.environ)
-        repo = Path(__file__).resolve().parents[2]
-        env["PYTHONPATH"] = str(repo) + os.pathsep + env.get("PYTHONPATH", "")
-        with open(self.root / "logs" / f"{run_dir.name}.out", "a") as out:
-            code = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=os.getcwd())
-        status = _read_json(run_dir / "status.json")
-        log.info("%s: exit %d after %.0fs (%s)", label, code, time.time() - t0, status.get("state"))
-        if code != 0 or status.get("state") != "done":
-            why = status.get("error") or f"exit code {code}"
-            raise ArmFailed(f"killswitch: {label} failed ({why}); see {run_dir}/run.log and rerun to resume")
-        return _read_json(run_dir / "metrics.json")
+    def launch(self, specs: Sequence[RunSpec]) -> list[dict[str, Any]]:
+        """Run the specs (skipping finished ones) through the configured launcher; their metrics.json."""
+        self.runs.run(specs)
+        return [_read_json(self.runs.folder(s) / "metrics.json") for s in specs]
 
     def _collect(self, arm: ArmSummary, metrics: Mapping[str, Any], run_dir: Path, seed: int | None) -> None:
         arm.runs.append(str(run_dir))
@@ -184,24 +164,23 @@ class Orchestrator:
                 summary.origin, summary.measured = "given in config (killswitch.base.metrics)", False
                 self._given(summary, b.metrics)
                 return summary, str(ckpt)
-            run_dir = self.root / f"{arm_name}-eval"
-            m = self.launch("baseline (scoring base.ckpt)", self.command(arm_name, self.seeds[0], run_dir, None,
-                                                                          mode="eval", ckpt=str(ckpt),
-                                                                          baseline=True), run_dir)
+            spec = self.spec(arm_name, self.seeds[0], f"{arm_name}-eval", None, mode="eval", ckpt=str(ckpt),
+                             baseline=True, label="baseline (scoring base.ckpt)")
+            (m,) = self.launch([spec])
             summary.origin = f"scored here: {ckpt}"
-            self._collect(summary, m, run_dir, None)
+            self._collect(summary, m, self.runs.folder(spec), None)
             return summary, str(ckpt)
         if b.get("metrics"):
             summary.origin, summary.measured = "given in config (killswitch.base.metrics)", False
             self._given(summary, b.metrics)
             return summary, init
         seed = self.seeds[0]
-        run_dir = self.root / f"{arm_name}-seed{seed}"
-        m = self.launch(f"baseline arm {arm_name} (seed {seed})",
-                        self.command(arm_name, seed, run_dir, init, baseline=True), run_dir)
+        spec = self.spec(arm_name, seed, f"{arm_name}-seed{seed}", init, baseline=True,
+                         label=f"baseline arm {arm_name} (seed {seed})")
+        (m,) = self.launch([spec])
+        run_dir = self.runs.folder(spec)
         self._collect(summary, m, run_dir, seed)
-        best = run_dir / "checkpoints" / "best.pt"
-        return summary, str(best)
+        return summary, str(run_dir / "checkpoints" / "best.pt")
 
     def _given(self, summary: ArmSummary, values: Mapping[str, Any]) -> None:
         for m in self.metrics:
@@ -219,34 +198,39 @@ class Orchestrator:
         except Exception:  # noqa: BLE001
             return ""
 
-    def arm(self, arm_name: str, start: str | None) -> ArmSummary:
-        summary = ArmSummary(name=arm_name, description=self._describe(arm_name))
+    def _reused(self, arm_name: str) -> ArmSummary | None:
+        """An arm taken from finished runs (``killswitch.reuse.<arm>``), or None."""
         reuse = (self.ks.get("reuse") or {}).get(arm_name)
-        if reuse:
-            runs = [reuse] if isinstance(reuse, str) else list(reuse)
-            for r in runs:
-                run = Path(str(r)).expanduser().resolve()
-                m = _read_json(run / "metrics.json")
-                if not m:
-                    raise ConfigError(f"killswitch.reuse.{arm_name}={run}: no metrics.json (not a finished vsynth run)")
-                status = _read_json(run / "status.json")
-                self._collect(summary, m, run, status.get("seed"))
-            summary.origin = "reused " + ", ".join(summary.runs)
-            return summary
-        for seed in self.seeds:
-            run_dir = self.root / f"{arm_name}-seed{seed}"
-            m = self.launch(f"arm {arm_name} (seed {seed})", self.command(arm_name, seed, run_dir, start), run_dir)
-            self._collect(summary, m, run_dir, seed)
+        if not reuse:
+            return None
+        summary = ArmSummary(name=arm_name, description=self._describe(arm_name))
+        for r in [reuse] if isinstance(reuse, str) else list(reuse):
+            run = Path(str(r)).expanduser().resolve()
+            m = _read_json(run / "metrics.json")
+            if not m:
+                raise ConfigError(f"killswitch.reuse.{arm_name}={run}: no metrics.json (not a finished vsynth run)")
+            self._collect(summary, m, run, _read_json(run / "status.json").get("seed"))
+        summary.origin = "reused " + ", ".join(summary.runs)
         return summary
 
+    def arms(self, names: Sequence[str], start: str | None) -> list[ArmSummary]:
+        """Every seed of every arm not reused, as one stage of runs (in parallel with a launcher)."""
+        summaries = {n: self._reused(n) for n in names}
+        specs = [(n, seed, self.spec(n, seed, f"{n}-seed{seed}", start)) for n in names if summaries[n] is None
+                 for seed in self.seeds]
+        results = self.launch([spec for _, _, spec in specs])
+        for (n, seed, spec), m in zip(specs, results):
+            if summaries[n] is None:
+                summaries[n] = ArmSummary(name=n, description=self._describe(n))
+            self._collect(summaries[n], m, self.runs.folder(spec), seed)
+        return [summaries[n] for n in names]
+
     def run(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        (self.root / "logs").mkdir(parents=True, exist_ok=True)
         t0 = time.time()
         base, start = self.baseline()
         log.info("Baseline %s: %s (%s); arms start from %s", base.name,
                  ", ".join(f"{m}={base.mean(m):.4f}" for m in self.metrics), base.origin, start or "fresh weights")
-        control = self.arm(str(self.ks.control), start)
-        treatment = self.arm(str(self.ks.treatment), start)
+        control, treatment = self.arms([str(self.ks.control), str(self.ks.treatment)], start)
         contribution = self._compare(treatment, control)
         summary = build_summary(base, control, treatment, metrics=self.metrics, metric=self.metric,
                                 margin=float(self.ks.margin), contribution=contribution)
