@@ -56,6 +56,8 @@ class TrainState:
     composition: Counter = field(default_factory=Counter)  # samples per source
     batches: dict[str, int] = field(default_factory=dict)  # batches per composition label
 
+    world_size: int = 1  # processes of the DDP job (the global batch is batch_size x world_size)
+
     def payload(self, task, config, *, full: bool = True) -> dict[str, Any]:
         """The checkpoint dict: plain tensors and containers only (the config as YAML text).
 
@@ -73,6 +75,7 @@ class TrainState:
             "composition": dict(self.composition),
             "batches": dict(self.batches),
             "config": OmegaConf.to_yaml(config, resolve=False),
+            "world_size": self.world_size,
         }
         if full:
             p["optimizer"] = self.optimizer.state_dict()

@@ -108,7 +108,7 @@ class Trainer:
         self.amp = resolve_amp(tc.amp, self.device)
         ema = ModelEMA(model, float(tc.ema.decay), float(tc.ema.tau)) if tc.ema.enabled else None
         self.state = TrainState(model, build_optimizer(model, tc.optimizer), grad_scaler(self.amp, self.device), ema,
-                                phase=self.phases[0].name)
+                                phase=self.phases[0].name, world_size=self.run.world_size)
         sc, lr = tc.schedule, float(tc.optimizer.lr)
         min_lr = float(sc.min_lr) if sc.min_lr is not None else lr * float(sc.final_lr_ratio)
         self.schedule = WarmupCosine(lr, self.total, int(round(float(sc.warmup) * self.steps_per_unit)),
@@ -129,6 +129,11 @@ class Trainer:
         if str(self.cfg.resume) != "never" and last.is_file():
             ck = ckpt_io.load_checkpoint(last, key="resume")
             self.task.check_checkpoint_meta(ck.get("meta", {}), last)
+            started = int(ck.get("world_size", 1))
+            if started != self.run.world_size and str(self.cfg.resume) != "force":
+                raise ConfigError(f"resume: this run was trained by {started} process(es) and is resumed by "
+                                  f"{self.run.world_size}: its data order and global batch would change; resume with "
+                                  f"{started} (e.g. hydra.launcher.tasks_per_node), or resume=force")
             self.state.restore(ck)
             log.info("Resumed from %s at step %d/%d (epoch %d, phase %s)", last, self.state.step, self.total,
                      self.state.step // self.steps_per_epoch + 1, self.state.phase)
