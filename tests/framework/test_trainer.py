@@ -91,3 +91,19 @@ def test_composition_is_recorded_from_loaded_batches(tmp_path):
     assert comp["mode"] == "ratio" and comp["expected_per_batch"] == {"real": 2, "generated": 6}
     assert list(comp["batches_by_composition"]) == ["6 generated + 2 real = 8 total"]
     assert comp["samples_per_source"]["real"] * 3 == comp["samples_per_source"]["generated"]
+
+
+def test_resume_with_another_world_size_is_refused(tmp_path):
+    from vsynth.errors import ConfigError
+    from vsynth.train.checkpoint import save_checkpoint
+
+    first = make_trainer(tmp_path, "trainer.length=3", "trainer.stop_at_step=5")
+    with pytest.raises(TrainingInterrupted):
+        first.fit()
+    ck = _final_state(tmp_path)
+    assert ck["world_size"] == 1
+    save_checkpoint(tmp_path / "checkpoints" / "last.pt", {**{k: v for k, v in ck.items() if k != "format"},
+                                                           "world_size": 2})  # as a 2-process job wrote it
+    with pytest.raises(ConfigError, match="trained by 2 process"):
+        make_trainer(tmp_path, "trainer.length=3").fit()
+    make_trainer(tmp_path, "trainer.length=3", "resume=force").fit()  # forced: continues
