@@ -87,7 +87,7 @@ def bench_vsynth(cache: Path, steps: int, warmup: int, batch: int, size: int, n_
     a = AUG
     overrides = [
         "task=detection", "arm=base", "model=yolox_nano", f"paths.cache={cache}",
-        f"data.demo.real={{train: {n_images}, val: 8, test: 8}}", "data.demo.synthetic=null",
+        f"data.demo.counts.real={{train: {n_images}, val: 8, test: 8}}", "data.demo.counts.synthetic=null",
         f"task.input_size=[{size},{size}]", f"task.test_size=[{size},{size}]", "task.multiscale.range=null",
         "task.no_aug_epochs=0", f"task.augment.mosaic_prob={a['mosaic_prob']}", f"task.augment.mixup_prob={a['mixup_prob']}",
         f"task.augment.hsv_prob={a['hsv_prob']}", f"task.augment.flip_prob={a['flip_prob']}",

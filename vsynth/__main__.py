@@ -13,16 +13,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from vsynth.config.errors import JobFailed
 from vsynth.paths import conf_dir
 from vsynth.run.dirs import register_resolvers
 
 register_resolvers()
 
 _exit_code = [0]
-
-
-class JobFailed(Exception):
-    """Raised inside a sweep job so Hydra marks it failed and still runs the other jobs."""
 
 
 def task_function(cfg: DictConfig) -> int:
@@ -34,7 +31,7 @@ def task_function(cfg: DictConfig) -> int:
     hc = HydraConfig.get()
     code = run_job(cfg, Path(hc.runtime.output_dir))
     if hc.mode == RunMode.MULTIRUN and code != 0:
-        raise JobFailed(f"job {hc.job.num} ({hc.runtime.output_dir}) exited with code {code}")
+        raise JobFailed(f"sweep job {hc.job.num} failed (exit code {code}): {hc.runtime.output_dir}", code)
     return code
 
 
@@ -71,7 +68,34 @@ def _eval_groups(argv: list[str]) -> list[str]:
     return out
 
 
+def _help() -> str:
+    """``--help``: the help page of conf/hydra/help/vsynth.yaml with the config groups listed from conf/.
+
+    Hydra's own listing composes the config a hundred times and would show the schema groups
+    (``vsynth/...``) too; this one reads the folders.
+    """
+    from omegaconf import OmegaConf
+
+    page = OmegaConf.load(conf_dir() / "hydra" / "help" / "vsynth.yaml")
+    groups = []
+    for group in ("arm", "data", "experiment", "model", "task", "trainer", "hydra/launcher"):
+        options = sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
+        if group == "hydra/launcher":
+            options = sorted({"basic", *options})
+        groups.append(f"{group}: {', '.join(options)}")
+    raw = OmegaConf.to_container(page, resolve=False)
+    text = str(raw["template"]).replace("${hydra.help.header}", str(raw["header"]))
+    text = text.replace("${hydra.help.footer}", str(raw["footer"]))
+    return text.replace("$APP_CONFIG_GROUPS", "\n".join(groups) + "\n")
+
+
 def main() -> None:
+    if any(a in ("--help", "-h") for a in sys.argv[1:]):
+        print(_help())
+        sys.exit(0)
+    from vsynth.config.errors import install
+
+    install()  # Hydra's composition errors: one line naming the key, exit code 2
     sys.argv[1:1] = _eval_groups(sys.argv[1:])
     _hydra_main()
     sys.exit(_exit_code[0])

@@ -127,6 +127,9 @@ def run_job(cfg: DictConfig, output_dir: Path) -> int:
             if note:
                 log.info(note)
             status.update(task=str(cfg.task.name), arm=str(cfg.arm.name))
+        from vsynth.config.checks import check
+
+        check(cfg)  # types were checked at composition; ranges and stray '+' keys here, before any work
         dist = init_distributed(str(cfg.device))
         _set_threads(cfg.trainer.get("threads"))
         ctx = RunContext(run_dir, cfg, dist.rank, dist.world_size, dist.local_rank)

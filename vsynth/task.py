@@ -47,12 +47,31 @@ class Task(ABC):
     #: default metric choosing ``best.pt`` when ``trainer.val.metric`` is null
     default_metric: str = "val/loss"
 
+    #: the kind of model config this task builds (a ``model`` schema name in ``tasks/<task>/config.py``); a
+    #: model of another kind (``model=yolox_nano`` with ``task=keypoints``) is refused with one line
+    model_kind: str | None = None
+
     def __init__(self, cfg, run: RunContext) -> None:
         self.cfg = cfg
         self.run = run
+        self._check_model_kind()
         self.device = torch.device("cpu")
         #: global training step of the batch being trained (set by the loop before training_step)
         self.global_step = 0
+
+    def _check_model_kind(self) -> None:
+        from omegaconf import OmegaConf
+
+        from vsynth.config import model_configs, schema_node
+        from vsynth.errors import ConfigError
+
+        if self.model_kind is None or not OmegaConf.is_config(self.cfg.get("model")):
+            return
+        kind = OmegaConf.get_type(self.cfg.model)
+        if kind is not dict and kind is not schema_node("model", self.model_kind):
+            mine = sorted(name for name, k in model_configs().items() if k == self.model_kind)
+            raise ConfigError(f"model={self.cfg.model.get('name')}: not a model of task={self.name} "
+                              f"(its models: {', '.join(mine)})")
 
     # ---- data (arms are applied by vsynth.data.arms) ---------------------------------------
     @abstractmethod

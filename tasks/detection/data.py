@@ -402,31 +402,38 @@ class DetectionData:
         if not demo.get("enabled", False):
             return None
         if self._demo_root is None:
-            from vsynth.data.demo import effects_from_config, ensure_demo
+            from vsynth.data.demo.settings import demo_world
 
-            counts = {d: {s: int(n) for s, n in (demo.get(d) or {}).items()} for d in ("real", "synthetic", "generated")
-                      if demo.get(d)}
-            size = tuple(int(v) for v in demo.get("image_size", (320, 240)))
-            log.info("demo world (detection): %s, generated on first use into %s", counts, self.cache / "demo")
-            self._demo_root = ensure_demo("detection", self.cache / "demo", int(demo.get("seed", 0)), counts, size,
-                                          log=lambda m: log.info("demo: %s", m),
-                                          effects=effects_from_config(demo.get("effects")))
+            self._demo_root = demo_world("detection", demo, self.cache)
         return self._demo_root
 
+    def user_keys(self, source: str) -> list[str]:
+        """The ``data.<source>.<split>.{coco,images}`` keys the user set: any makes the source the user's."""
+        scfg = self.cfg.get(source) or {}
+        return [f"data.{source}.{split}.{k}" for split, entry in scfg.items() if isinstance(entry, Mapping)
+                for k in ("coco", "images") if entry.get(k) is not None]
+
     def locate(self, source: str, split: str) -> tuple[Path, Path] | None:
-        """(images folder, annotation file) of ``source``/``split``, or None if not configured."""
-        scfg = self.cfg.get(source)
-        if scfg is None:
-            scfg = {}
-        entry = scfg.get(split) or {}
+        """(images folder, annotation file) of ``source``/``split``, or None if not configured.
+
+        A source the user set any path for is the user's in every split (the demo world never fills in
+        part of it); a source with nothing set comes from the demo world when it is enabled.
+        """
+        entry = (self.cfg.get(source) or {}).get(split) or {}
         coco, images = entry.get("coco"), entry.get("images")
-        if coco is not None:
+        given = self.user_keys(source)
+        if given:
+            if coco is None:
+                raise ConfigError(f"data.{source}.{split}.coco: not set, but {given[0]} is (the demo world never fills "
+                                  "in part of a source you give)")
             if images is None:
                 raise ConfigError(f"data.{source}.{split}.images: the image folder of {coco} is not set")
+            self._said(source, f"your data ({', '.join(given[:2])}{', ...' if len(given) > 2 else ''})")
             return Path(str(images)).expanduser(), Path(str(coco)).expanduser()
         root = self._demo()
         if root is None:
             return None
+        self._said(source, f"the demo world (nothing set under data.{source})")
         from vsynth.data.demo.writer import DETECTION_IMAGE_FOLDERS
 
         if source not in DETECTION_IMAGE_FOLDERS:
@@ -435,6 +442,12 @@ class DetectionData:
         if not ann.is_file():
             return None
         return root / "detection" / source / DETECTION_IMAGE_FOLDERS[source] / split, ann
+
+    def _said(self, source: str, origin: str) -> None:
+        said = self.__dict__.setdefault("_origins", set())
+        if source not in said:
+            said.add(source)
+            log.info("source %s: %s", source, origin)
 
     def get(self, source: str, split: str) -> BoxSet:
         key = (source, split)

@@ -74,6 +74,7 @@ def _pair(aug: Mapping[str, Any], name: str) -> tuple[float, float]:
 class DetectionTask(Task):
     name = "detection"
     default_metric = "val/ap"
+    model_kind = "yolox"
 
     def __init__(self, cfg, run) -> None:
         super().__init__(cfg, run)

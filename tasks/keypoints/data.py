@@ -239,26 +239,38 @@ class KeypointData:
     def real(self) -> SplitSet:
         if self._real is None:
             rc = self.data.get("real") or {}
-            d = self.demo()
+            if rc.get("yaml") and rc.get("root"):
+                raise ConfigError(f"data.real: set data.real.yaml or data.real.root, not both ({rc.yaml}, {rc.root})")
             if rc.get("yaml"):
                 self._real = read_data_yaml(rc.yaml)
+                log.info("source real: your data (data.real.yaml=%s)", rc.yaml)
             elif rc.get("root"):
                 self._real = read_yolo_root(rc.root)
-            elif d is not None:
+                log.info("source real: your data (data.real.root=%s)", rc.root)
+            elif (d := self.demo()) is not None:  # the demo fills only a source the user set nothing for
                 self._real = read_data_yaml(d["real_yaml"], key="data.demo (real data YAML)")
+                log.info("source real: the demo world (nothing set under data.real)")
             else:
                 raise ConfigError("data.real: set data.real.yaml (an ultralytics data YAML) or data.real.root "
                                   "(a YOLO-pose folder), or data.demo.enabled=true")
         return self._real
 
+    #: the synthetic source's path keys: any of them set makes it the user's source, the demo never fills it in
+    SYNTHETIC_PATHS = ("coco", "images", "val_coco", "test_coco", "val_images", "test_images")
+
     def synthetic(self) -> SplitSet:
         if self._synthetic is None:
             sc = self.data.get("synthetic") or {}
-            d = self.demo()
-            coco = sc.get("coco") or (d or {}).get("synthetic_coco")
+            given = [k for k in self.SYNTHETIC_PATHS if sc.get(k)]
+            d = None if given else self.demo()  # the demo fills only a source the user set nothing for
+            coco = sc.get("coco") if given else (d or {}).get("synthetic_coco")
             if not coco:
-                raise ConfigError("data.synthetic.coco: the arm uses a synthetic source but no COCO keypoints JSON "
+                raise ConfigError(f"data.synthetic.coco: not set, but data.synthetic.{given[0]} is (the demo world "
+                                  "never fills in part of a source you give)" if given else
+                                  "data.synthetic.coco: the arm uses a synthetic source but no COCO keypoints JSON "
                                   "is configured")
+            log.info("source synthetic: %s", "your data (data.synthetic.coco=%s)" % coco if given else
+                     "the demo world (nothing set under data.synthetic)")
             key = "data.synthetic.coco"
             coco = Path(str(coco)).expanduser()
             if not coco.is_file():

@@ -43,6 +43,7 @@ log = logging.getLogger("vsynth.keypoints")
 class KeypointsTask(Task):
     name = "keypoints"
     default_metric = "val/oks_map"
+    model_kind = "ultralytics"
 
     def __init__(self, cfg, run) -> None:
         super().__init__(cfg, run)

@@ -100,21 +100,19 @@ def resolve_layout(cfg, cache: Path) -> SegLayout:
     gen = d.get("generated") or {}
     demo = d.get("demo") or {}
     demo_root = None
-    if demo.get("enabled"):
-        from vsynth.data.demo import effects_from_config, ensure_demo
+    uses_generated = "generated" in cfg.arm.sources and cfg.mode != "eval"
+    if demo.get("enabled") and (real.get("root") is None or (gen.get("manifest") is None and uses_generated)):
+        from vsynth.data.demo.settings import demo_world  # only for a source the user set nothing for
 
-        counts = OmegaConf.to_container(demo.counts, resolve=True) if demo.get("counts") is not None else None
-        size = tuple(int(v) for v in (demo.get("size") or (320, 240)))
-        world = ensure_demo("segmentation", Path(cache).expanduser() / "demo", int(demo.get("seed", 0)), counts, size,
-                            log=lambda m: log.info("demo world: %s", m),
-                            effects=effects_from_config(demo.get("effects")))
-        demo_root = world / "segmentation"
-        log.info("Demo world: %s", world)
+        demo_root = demo_world("segmentation", demo, cache) / "segmentation"
     root = real.get("root")
     if root is None:
         if demo_root is None:
             raise ConfigError("data.real.root: not set (an MMSeg-layout folder with img_dir/, ann_dir/ and classes.json)")
         root = demo_root / "real"
+        log.info("source real: the demo world (data.real.root not set)")
+    else:
+        log.info("source real: your data (data.real.root=%s)", root)
     root = Path(str(root)).expanduser()
     if not root.is_dir():
         raise DataError(f"data.real.root={root}: folder not found")
@@ -123,6 +121,9 @@ def resolve_layout(cfg, cache: Path) -> SegLayout:
     manifest = gen.get("manifest")
     if manifest is None and demo_root is not None:
         manifest = demo_root / "generated" / str(demo.get("manifest") or "manifest.csv")
+        log.info("source generated: the demo world (data.generated.manifest not set)")
+    elif manifest is not None:
+        log.info("source generated: your data (data.generated.manifest=%s)", manifest)
     gclasses = gen.get("classes")
     splits = {s: (None if v is None else str(v)) for s, v in (real.get("splits") or {s: s for s in SPLITS}).items()}
     unknown = [s for s in splits if s not in SPLITS]

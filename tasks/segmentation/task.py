@@ -64,6 +64,7 @@ log = logging.getLogger("vsynth.segmentation")
 class SegmentationTask(Task):
     name = "segmentation"
     default_metric = "val/miou"
+    model_kind = "mmseg"
 
     def __init__(self, cfg, run) -> None:
         super().__init__(cfg, run)

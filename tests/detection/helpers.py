@@ -11,8 +11,8 @@ CLASSES = ["car", "truck", "bus", "trailer", "pedestrian", "motorcycle", "bicycl
 
 # A tiny YOLOX-Nano on tiny demo data: 16 real training images of 320x240 at 64 px, batch 4 -> 4 steps
 # per epoch, 1 epoch frozen + 1 epoch unfrozen.
-DEMO_DATA = ["data.demo.real.train=16", "data.demo.real.val=4", "data.demo.real.test=4",
-             "data.demo.synthetic.train=8", "data.demo.synthetic.val=4", "data.demo.synthetic.test=4"]
+DEMO_DATA = ["data.demo.counts.real.train=16", "data.demo.counts.real.val=4", "data.demo.counts.real.test=4",
+             "data.demo.counts.synthetic.train=8", "data.demo.counts.synthetic.val=4", "data.demo.counts.synthetic.test=4"]
 TINY = ["task=detection", "task.input_size=[64,64]", "task.test_size=[64,64]", "task.multiscale.range=[64,96]",
         "task.multiscale.interval=2", "task.samples.per_source=2", "task.samples.predictions=2",
         "trainer.batch_size=4", "trainer.length=2", "trainer.workers=0", "trainer.log_interval=1",

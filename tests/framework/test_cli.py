@@ -21,14 +21,14 @@ def _run_dir(proc) -> Path:
     return Path(lines[-1].split("Run folder: ", 1)[1].split(" (")[0])
 
 
-def test_help_is_fast_and_imports_no_backend(tmp_path):
+def test_help_imports_no_backend_and_lists_the_groups(tmp_path):
     code = ("import sys, time; t=time.time(); sys.argv=['vsynth','--help']; import vsynth.__main__ as m\n"
             "try:\n    m.main()\nexcept SystemExit:\n    pass\n"
             "print('ELAPSED', time.time()-t); print('HEAVY', [x for x in ('torch','ultralytics','yolox','mmseg') if x in sys.modules])")
     p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert "Config groups" in p.stdout and "task: " in p.stdout and "arm: A, B, base" in p.stdout
-    assert "HEAVY []" in p.stdout
-    assert float(p.stdout.split("ELAPSED ")[1].split()[0]) < 2.0
+    assert "HEAVY []" in p.stdout and "vsynth/" not in p.stdout  # not the schema groups
+    assert "hydra/launcher: basic, local, slurm" in p.stdout
     assert not (tmp_path / "outputs").exists()
 
 
@@ -99,7 +99,7 @@ def test_mode_eval_reproduces_final_test_metrics(tiny_cli):
         (["data.root=/nonexistent/place"], "data.root=/nonexistent/place: folder not found"),
         (["data.real_subset=1000"], "data.real_subset=1000 is larger than the 40 images of the real train split"),
         (["mode=eval", "ckpt=/nonexistent/model.pt"], "ckpt=/nonexistent/model.pt: file not found"),
-        (["trainer.amp=fp8"], "trainer.amp must be auto, fp16, bf16 or off"),
+        (["trainer.amp=fp8"], "trainer.amp must be auto | fp16 | bf16 | off, got 'fp8'"),
         (["trainer.threads=0"], "trainer.threads must be a positive integer or null, got 0"),
     ],
 )
@@ -124,9 +124,8 @@ def test_unreadable_checkpoint_is_named(tiny_cli, tmp_path):
 
 def test_unknown_group_option_is_refused(tiny_cli):
     p = tiny_cli("arm=Z")
-    assert p.returncode != 0
-    assert "Could not find 'arm/Z'" in p.stderr and "Available options in 'arm'" in p.stderr
-    assert "Traceback" not in p.stderr
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == ["vsynth: error: arm=Z: no such option; available: A, B, base, ratio, synth_only"]
 
 
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])  # a scheduler's kill, a user's Ctrl-C

@@ -17,8 +17,8 @@ from tests.conftest import run_cli
 
 TINY = [
     "task=keypoints",
-    "data.demo.real={train: 16, val: 6, test: 8}",
-    "data.demo.synthetic={train: 12, val: 4, test: 4}",
+    "data.demo.counts.real={train: 16, val: 6, test: 8}",
+    "data.demo.counts.synthetic={train: 12, val: 4, test: 4}",
     "data.demo.image_size=[160,128]",
     "data.real_subset=4",
     "task.imgsz=128",

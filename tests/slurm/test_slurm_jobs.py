@@ -85,7 +85,7 @@ def test_scancel_ends_the_job_for_good(sweep):
     wait_for("training to save last.pt", lambda: training_underway(folder))
     subprocess.run(["scancel", job], check=True)  # SIGTERM too, but the user means it: no requeue
     code, out, err = s.finish()
-    assert code == 1 and "exited with code 3" in err, err[-3000:]  # interrupted: rerunning the sweep resumes it
+    assert code == 3 and "failed (exit code 3)" in err, err[-3000:]  # interrupted: rerunning the sweep resumes it
     assert status(folder)["state"] == "interrupted" and status(folder)["attempts"] == 1
     states = subprocess.run(["sacct", "-j", job, "-D", "-X", "-n", "-o", "State"], capture_output=True, text=True)
     assert states.stdout.split()[0].startswith("CANCELLED") and "REQUEUED" not in states.stdout, states.stdout

@@ -98,11 +98,11 @@ def test_trust_checkpoint_is_the_only_full_unpickle_and_says_so(tmp_path):
 
 # ---- the three tasks: their ckpt=, init= (and the keypoints demo's data.demo.init=) ---------------------
 TASK_ARGS = {
-    "keypoints": ["task=keypoints", "arm=B", "data.demo.real={train: 8, val: 4, test: 4}",
-                  "data.demo.synthetic={train: 4, val: 2, test: 2}", "data.demo.image_size=[160,128]", "task.imgsz=64",
+    "keypoints": ["task=keypoints", "arm=B", "data.demo.counts.real={train: 8, val: 4, test: 4}",
+                  "data.demo.counts.synthetic={train: 4, val: 2, test: 2}", "data.demo.image_size=[160,128]", "task.imgsz=64",
                   "data.real_subset=2"],
-    "detection": ["task=detection", "arm=base", "data.demo.real={train: 8, val: 4, test: 4}",
-                  "data.demo.synthetic={train: 4, val: 2, test: 2}", "data.demo.image_size=[160,128]"],
+    "detection": ["task=detection", "arm=base", "data.demo.counts.real={train: 8, val: 4, test: 4}",
+                  "data.demo.counts.synthetic={train: 4, val: 2, test: 2}", "data.demo.image_size=[160,128]"],
     "segmentation": [f"hydra.searchpath=[file://{SEG_CONF}]", "experiment=seg_tiny"],
 }
 ENTRIES = [("keypoints", "ckpt"), ("keypoints", "init"), ("keypoints", "data.demo.init"),

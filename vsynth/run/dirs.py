@@ -120,9 +120,11 @@ def package_file(package: str, relative: str) -> str:
 
 def register_resolvers() -> None:
     """Idempotent: the entry point and submitit's unpickled jobs both call it."""
+    from vsynth.config import register as register_schemas
     from vsynth.run.placement import register
 
     register()
+    register_schemas()
     OmegaConf.register_new_resolver("vsynth_run_dir", run_dir, replace=True)
     OmegaConf.register_new_resolver("vsynth_job_dir", lambda o: job_dir(list(o)), replace=True)
     OmegaConf.register_new_resolver("vsynth_pkg_file", package_file, replace=True)

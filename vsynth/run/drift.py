@@ -51,14 +51,13 @@ def original_config(run_dir: Path) -> DictConfig | None:
 def config_drift(original: DictConfig, current: DictConfig) -> list[tuple[str, Any, Any]]:
     """``(key, value the run started with, value now)`` for every result-changing key that differs."""
     a, b = dict(_flatten(_plain(original))), dict(_flatten(_plain(current)))
-    missing = object()
     out = []
     for key in sorted(set(a) | set(b)):
         if _free(key):
             continue
-        va, vb = a.get(key, missing), b.get(key, missing)
+        va, vb = a.get(key), b.get(key)  # a key one side lacks counts as null (a schema default added later)
         if va != vb:
-            out.append((key, None if va is missing else va, None if vb is missing else vb))
+            out.append((key, va, vb))
     return out
 
 
