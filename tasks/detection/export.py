@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from vsynth.export.bundle import OPSET, Options, Written
+from vsynth.export.bundle import Options, Written, write_onnx
 from vsynth.export.source import RunModel
 
 PTH = "yolox.pth"
@@ -93,9 +93,7 @@ def export(run: RunModel, out: Path, options: Options) -> Written:
 def _onnx(model: torch.nn.Module, path: Path, hw: tuple[int, int], num_classes: int) -> dict:
     net = copy.deepcopy(model).float().eval()
     net.head.decode_in_inference = True
-    with torch.no_grad():
-        torch.onnx.export(net, torch.zeros(1, 3, *hw), str(path), input_names=["images"], output_names=["output"],
-                          opset_version=OPSET, dynamo=False)
+    write_onnx(net, torch.zeros(1, 3, *hw), path, ["images"], ["output"])
     return {
         "file": path.name,
         "inputs": {"images": f"float32 [1, 3, {hw[0]}, {hw[1]}]: BGR 0..255 letterboxed as YOLOX's ValTransform "

@@ -61,8 +61,9 @@ def export(run: RunModel, out: Path, options: Options) -> Written:
              "eval": {"conf": float(e.conf), "iou": float(e.nms), "max_det": int(e.max_det)}}
     files = {PT: f"ultralytics YOLO-pose checkpoint ({task.cfg.model.cfg}, {s.k} keypoints, class '{s.class_name}')"}
     load = (f'from ultralytics import YOLO\nmodel = YOLO("{PT}")\n'
-            f'results = model.predict("image.jpg", imgsz={task.imgsz}, conf=0.25)  '
-            "# results[0].boxes.xyxy, results[0].keypoints.data")
+            f'results = model.predict("image.jpg", imgsz={task.imgsz}, rect=False, conf=0.25)\n'
+            "# results[0].boxes.xyxy, results[0].keypoints.data; rect=False letterboxes to the square imgsz as "
+            "vsynth's evaluation did")
     onnx = None
     if options.onnx:
         onnx = _onnx(out / PT, options.imgsz or (task.imgsz, task.imgsz), s.kpt_shape)

@@ -26,7 +26,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from vsynth.export.bundle import OPSET, Options, Written
+from vsynth.export.bundle import Options, Written, write_onnx
 from vsynth.export.source import RunModel
 
 CONFIG = "mmseg_config.py"
@@ -107,10 +107,8 @@ class SegLogits(nn.Module):
 
 
 def _onnx(model: nn.Module, path: Path, hw: tuple[int, int], num_classes: int, mode: str) -> dict:
-    net = SegLogits(copy.deepcopy(model).float().eval()).eval()
-    with torch.no_grad():
-        torch.onnx.export(net, torch.zeros(1, 3, *hw), str(path), input_names=["image"], output_names=["logits"],
-                          opset_version=OPSET, dynamo=False)
+    net = SegLogits(copy.deepcopy(model).float().eval())
+    write_onnx(net, torch.zeros(1, 3, *hw), path, ["image"], ["logits"])
     note = "" if mode == "whole" else f" (the run used task.inference={mode}; the graph is the whole-image forward)"
     return {
         "file": path.name,

@@ -25,8 +25,8 @@ from vsynth.errors import ConfigError
 log = logging.getLogger("vsynth.export")
 
 MANIFEST = "export.json"
-#: ONNX opset of the graphs vsynth writes itself (ultralytics' exporter picks its own)
-OPSET = 17
+#: ONNX opset of the graphs vsynth writes itself (torch's exporter; ultralytics' exporter picks its own)
+OPSET = 18
 
 
 @dataclass(frozen=True)
@@ -95,3 +95,21 @@ def _publish(staging: Path, out: Path) -> None:
         return
     for f in sorted(staging.iterdir()):
         os.replace(f, out / f.name)
+
+
+def write_onnx(module, example, path: Path, inputs: Sequence[str], outputs: Sequence[str]) -> None:
+    """``module(example)`` as an ONNX graph at ``path`` (torch's exporter, fixed shapes, opset :data:`OPSET`).
+
+    torch's graph-capturing exporter (``dynamo=True``) is used: it decomposes what the older tracing exporter
+    refuses (e.g. PSPNet's adaptive pooling to sizes that do not divide the feature map).
+    """
+    import contextlib
+    import io
+    import warnings
+
+    import torch
+
+    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), (example,), str(path), input_names=list(inputs), output_names=list(outputs),
+                          opset_version=OPSET, dynamo=True, external_data=False, verbose=False)
