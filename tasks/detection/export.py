@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from vsynth.export.bundle import Options, Written, write_onnx
+from vsynth.export.bundle import Options, Written, float_state, write_onnx
 from vsynth.export.source import RunModel
 
 PTH = "yolox.pth"
@@ -38,10 +38,11 @@ Rebuilds the network for yolox.pth with pixeltable-yolox (no vsynth needed):
 
     from yolox.models import Yolox
     from yolox_config import {CLASS}, CLASSES      # this file, on sys.path
-    model = Yolox.from_pretrained("yolox.pth", config={CLASS}())
-    detections = model(["image.jpg"], threshold=0.3)   # boxes, scores, labels (index into CLASSES)
+    cfg = {CLASS}()
+    net = Yolox.from_pretrained("yolox.pth", config=cfg).module   # then YOLOX's demo path on BGR images:
+    # yolox.data.data_augment.preproc(cv2.imread(path), cfg.test_size), net(...), yolox.utils.postprocess
 
-or ``yolox eval -c yolox_config:{CLASS} --ckpt yolox.pth`` (set data_dir and the annotation names first).
+``yolox eval -c yolox_config:{CLASS} --ckpt yolox.pth -D data_dir=...`` takes the same class (CUDA only).
 """
 
 from yolox.config import YoloxConfig
@@ -68,9 +69,7 @@ class {CLASS}(YoloxConfig):
 def export(run: RunModel, out: Path, options: Options) -> Written:
     task = run.task
     classes = list(task.classes)
-    state = {k: v.detach().float().clone() if v.is_floating_point() else v.detach().clone()
-             for k, v in run.model.state_dict().items()}
-    torch.save({"model": state}, out / PTH)
+    torch.save({"model": float_state(run.model)}, out / PTH)
     e = task.cfg.eval
     (out / CONFIG).write_text(config_source(task.spec, classes, task.test_size, task.input_size, float(e.conf),
                                             float(e.nms), str(run.weights.path)))
@@ -79,9 +78,13 @@ def export(run: RunModel, out: Path, options: Options) -> Written:
              "input": "BGR uint8 image (cv2.imread) letterboxed by YOLOX's ValTransform to test_size"}
     files = {PTH: f"YOLOX weights ({task.spec['name']}, {len(classes)} classes): {{'model': state_dict}}",
              CONFIG: f"YOLOX config class {CLASS} that rebuilds the network, and CLASSES"}
-    load = (f"from yolox.models import Yolox\nfrom yolox_config import {CLASS}, CLASSES\n"
-            f'model = Yolox.from_pretrained("{PTH}", config={CLASS}())  # model.module: the torch network\n'
-            'detections = model(["image.jpg"], threshold=0.3)')
+    load = ("import cv2, torch\nfrom yolox.data.data_augment import preproc\nfrom yolox.models import Yolox\n"
+            f"from yolox.utils import postprocess\nfrom yolox_config import {CLASS}, CLASSES  # {CONFIG} on sys.path\n"
+            f'cfg = {CLASS}()\nnet = Yolox.from_pretrained("{PTH}", config=cfg).module\n'
+            'x, ratio = preproc(cv2.imread("image.jpg"), cfg.test_size)  # BGR, as YOLOX (and vsynth) trained\n'
+            "with torch.no_grad():\n"
+            "    det = postprocess(net(torch.from_numpy(x)[None]), cfg.num_classes, 0.3, cfg.nmsthre)[0]\n"
+            "# det[:, :4] / ratio: xyxy boxes; det[:, 4] * det[:, 5]: scores; det[:, 6]: index into CLASSES")
     onnx = None
     if options.onnx:
         hw = options.imgsz or tuple(task.test_size)

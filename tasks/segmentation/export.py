@@ -26,7 +26,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from vsynth.export.bundle import Options, Written, write_onnx
+from vsynth.export.bundle import Options, Written, float_state, write_onnx
 from vsynth.export.source import RunModel
 
 CONFIG = "mmseg_config.py"
@@ -65,11 +65,9 @@ def export(run: RunModel, out: Path, options: Options) -> Written:
                                str(run.weights.path))
     text = Config(cfg).pretty_text
     (out / CONFIG).write_text(header + "\n" + text)
-    state = {k: v.detach().float().clone() if v.is_floating_point() else v.detach().clone()
-             for k, v in run.model.state_dict().items()}
     meta = {"dataset_meta": {"classes": tuple(c.names), "palette": [list(map(int, p)) for p in c.palette]},
             "mmseg_version": mmseg.__version__, "exported_by": "vsynth", "ignore_index": int(c.ignore_index)}
-    torch.save({"meta": meta, "state_dict": state}, out / PTH)
+    torch.save({"meta": meta, "state_dict": float_state(run.model)}, out / PTH)
     facts = {"class_names": list(c.names), "palette": meta["dataset_meta"]["palette"],
              "ignore_index": int(c.ignore_index), "test_cfg": dict(task.test_cfg), "crop_size": list(task.tc.crop_size)}
     files = {CONFIG: f"mmseg config: the model ({task.cfg.model.get('name')}) and the test pipeline",

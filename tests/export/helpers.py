@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from tests.conftest import REPO
+from tests.conftest import REPO, run_cli
 
 BACKEND = Path(__file__).resolve().parent / "backend"
 
@@ -32,6 +32,27 @@ def export_cli(args: Sequence[str], cwd: Path, cache: Path, timeout: int = 300) 
     env.update({"VSYNTH_CACHE": str(cache), "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})
     return subprocess.run([sys.executable, "-m", "vsynth.export", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def train_then_export(train_args: Sequence[str], root: Path, env: dict[str, str], *export_args: str
+                      ) -> tuple[Path, Path, Path]:
+    """A tiny run through ``python -m vsynth`` in ``root``, then its export: (best.pt, the cache, the export)."""
+    cache = root / "cache"
+    p = run_cli([*train_args, f"hydra.run.dir={root / 'run'}"], root, env={"VSYNTH_CACHE": str(cache),
+                                                                          "OMP_NUM_THREADS": "1", **env})
+    assert p.returncode == 0, p.stderr[-3000:]
+    ckpt, out = root / "run" / "checkpoints" / "best.pt", root / "export"
+    p = export_cli([f"ckpt={ckpt}", f"out={out}", *export_args], root, cache)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return ckpt, cache, out
+
+
+def onnx_export(ckpt: Path, cache: Path, work: Path, *extra: str) -> Path:
+    """``python -m vsynth.export ckpt=... onnx=true`` into a fresh folder under ``work``; the folder."""
+    out = work / "onnx-export"
+    p = export_cli([f"ckpt={ckpt}", f"out={out}", "onnx=true", *extra], work, cache)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return out
 
 
 def site_packages() -> list[str]:

@@ -4,6 +4,7 @@ which weights, ONNX against torch, and bad input (one line naming the key or fil
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,17 @@ def _error(p) -> str:
     return lines[0]
 
 
-def test_export_writes_the_weights_vsynth_evaluated_and_onnx_that_matches_them(tiny_run, tmp_path):
+def _main(args, capsys) -> subprocess.CompletedProcess:
+    """The command in this process (the same ``main`` as ``python -m vsynth.export``), as a finished process."""
+    from vsynth.export.__main__ import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    cap = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, cap.out, cap.err)
+
+
+def test_export_writes_the_weights_vsynth_evaluated_and_onnx_that_matches_them(tiny_run, tmp_path, capsys):
     from vsynth.train.checkpoint import load_checkpoint
 
     ckpt = tiny_run / "checkpoints" / "best.pt"
@@ -62,10 +73,10 @@ def test_export_writes_the_weights_vsynth_evaluated_and_onnx_that_matches_them(t
 
     # weights=model: the raw weights; an out folder that is not empty is refused, overwrite=true replaces
     (out / "notes.txt").write_text("mine")
-    line = _error(_cli([f"ckpt={ckpt}", "weights=model"], tmp_path))
+    line = _error(_main([f"ckpt={ckpt}", "weights=model"], capsys))
     assert f"out={out}" in line and "not empty" in line
     assert torch.equal(torch.load(out / "tiny.pt", weights_only=True)[next(iter(ema))], ema[next(iter(ema))])
-    p = _cli([f"ckpt={ckpt}", "weights=model", "overwrite=true"], tmp_path)
+    p = _main([f"ckpt={ckpt}", "weights=model", "overwrite=true"], capsys)
     assert p.returncode == 0, p.stderr
     state = torch.load(out / "tiny.pt", weights_only=True)
     assert all(torch.equal(state[k], stored["model"][k]) for k in state)
@@ -73,7 +84,7 @@ def test_export_writes_the_weights_vsynth_evaluated_and_onnx_that_matches_them(t
     assert json.loads((out / "export.json").read_text())["source"]["weights"] == "model"
 
 
-def test_bad_input_is_one_line_naming_the_key_or_file_and_writes_nothing(tiny_run, tmp_path):
+def test_bad_input_is_one_line_naming_the_key_or_file_and_writes_nothing(tiny_run, tmp_path, capsys):
     ckpt = tiny_run / "checkpoints" / "best.pt"
     out = tmp_path / "out"
     cases = {
@@ -88,7 +99,7 @@ def test_bad_input_is_one_line_naming_the_key_or_file_and_writes_nothing(tiny_ru
         (f"ckpt={ckpt}", "model.depth=3"): "model.depth: not a key of the run's config",
     }
     for args, expected in cases.items():
-        line = _error(_cli([*args, f"out={out}"] if args else [], tmp_path))
+        line = _error(_main([*args, f"out={out}"] if args else [], capsys))
         assert expected in line, (args, line)
     plain = tmp_path / "weights.pt"
     torch.save({"w": torch.zeros(2)}, plain)

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.detection.helpers import DEMO_DATA, TINY, cli
-from tests.export.helpers import export_cli, match, onnx_outputs, vsynth_predictions, without_vsynth
+from tests.detection.helpers import DEMO_DATA, TINY
+from tests.export.helpers import (match, onnx_export, onnx_outputs, train_then_export, vsynth_predictions,
+                                  without_vsynth)
 
 # the tiny detector trained long enough (8 epochs of 4 steps) that its scores and classes vary
 # with the image; at 2 epochs every anchor of a level gets the same score and class
@@ -25,21 +26,13 @@ CONF = 0.001  # vsynth's eval.conf default
 
 @pytest.fixture(scope="module")
 def det_export(tmp_path_factory) -> tuple[Path, Path, Path]:
-    """(best.pt of the tiny run, the cache, its export with ONNX)."""
-    root = tmp_path_factory.mktemp("export-det")
-    cache = root / "cache"
-    p = cli([*ARGS, f"hydra.run.dir={root / 'run'}"], root, cache)
-    assert p.returncode == 0, p.stderr[-3000:]
-    ckpt = root / "run" / "checkpoints" / "best.pt"
-    out = root / "export"
-    p = export_cli([f"ckpt={ckpt}", f"out={out}", "onnx=true"], root, cache)
-    assert p.returncode == 0, p.stderr[-3000:]
-    return ckpt, cache, out
+    """(best.pt of the tiny run, the cache, its export)."""
+    return train_then_export(ARGS, tmp_path_factory.mktemp("export-det"), {"PYTHONWARNINGS": "ignore"})
 
 
 def test_yolox_loads_the_export_and_predicts_as_vsynth(det_export, tmp_path):
     ckpt, cache, out = det_export
-    assert sorted(f.name for f in out.iterdir()) == ["export.json", "yolox.onnx", "yolox.pth", "yolox_config.py"]
+    assert sorted(f.name for f in out.iterdir()) == ["export.json", "yolox.pth", "yolox_config.py"]
     manifest = json.loads((out / "export.json").read_text())
     assert manifest["task"] == "detection" and manifest["facts"]["eval"]["conf"] == CONF
 
@@ -58,11 +51,18 @@ def test_yolox_loads_the_export_and_predicts_as_vsynth(det_export, tmp_path):
                    for o, t in zip(ours, theirs))
     assert compared >= 2 * N
 
-    # ONNX: onnxruntime's raw (decoded, pre-NMS) output against the torch model's, on a letterboxed test image
+
+@pytest.mark.slow
+def test_onnx_matches_torch(det_export, tmp_path):
+    """onnxruntime's raw (decoded, pre-NMS) output against the torch model's, on a letterboxed test image."""
     import torch
 
-    img, _, _ = run.task.eval_dataset("test")[0]
+    ckpt, cache, _ = det_export
+    out = onnx_export(ckpt, cache, tmp_path)
+    manifest = json.loads((out / "export.json").read_text())
     assert set(manifest["onnx"]["inputs"]) == {"images"} and set(manifest["onnx"]["outputs"]) == {"output"}
+    run, _ = vsynth_predictions(ckpt, cache, 1)
+    img, _, _ = run.task.eval_dataset("test")[0]
     (raw,) = onnx_outputs(out / "yolox.onnx", {"images": img[None]})
     with torch.no_grad():
         ref = run.model(torch.from_numpy(img)[None]).numpy()

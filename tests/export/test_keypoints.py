@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
-from tests.export.helpers import export_cli, match, onnx_outputs, vsynth_predictions, without_vsynth
+from tests.export.helpers import match, onnx_export, onnx_outputs, train_then_export, vsynth_predictions, without_vsynth
 from tests.keypoints.conftest import TINY
 
 # frames of 128x96 at imgsz 128: the long side needs no resize, so ultralytics' predictor and vsynth's
@@ -21,14 +20,10 @@ N = 4
 
 
 @pytest.fixture(scope="module")
-def kp_run(tmp_path_factory) -> tuple[Path, Path]:
-    """(best.pt of a one-epoch keypoints run from the demo's pretrained model, the cache)."""
+def kp_export(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """(best.pt of a one-epoch keypoints run from the demo's pretrained model, the cache, its export)."""
     root = tmp_path_factory.mktemp("export-kp")
-    cache = root / "cache"
-    p = run_cli([*ARGS, f"hydra.run.dir={root / 'run'}"], root, env={
-        "VSYNTH_CACHE": str(cache), "YOLO_CONFIG_DIR": str(cache / "ultralytics"), "OMP_NUM_THREADS": "1"})
-    assert p.returncode == 0, p.stderr[-3000:]
-    return root / "run" / "checkpoints" / "best.pt", cache
+    return train_then_export(ARGS, root, {"YOLO_CONFIG_DIR": str(root / "cache" / "ultralytics")})
 
 
 def _ours(preds) -> list[dict[str, np.ndarray]]:
@@ -38,19 +33,8 @@ def _ours(preds) -> list[dict[str, np.ndarray]]:
 
 def _theirs(result: dict) -> list[dict[str, np.ndarray]]:
     return [{"boxes": np.asarray(r["boxes"]).reshape(-1, 4), "scores": np.asarray(r["scores"]),
-             "classes": np.asarray(r["classes"]), "extra": np.asarray(r["keypoints"]).reshape(len(r["scores"]), -1, 3)[..., :2]}
-            for r in result["images"]]
-
-
-@pytest.fixture(scope="module")
-def kp_export(kp_run, tmp_path_factory) -> Path:
-    """``python -m vsynth.export ckpt=best.pt out=... onnx=true`` of the tiny run."""
-    ckpt, cache = kp_run
-    out = tmp_path_factory.mktemp("kp-export") / "export"
-    p = export_cli([f"ckpt={ckpt}", f"out={out}", "onnx=true"], out.parent, cache)
-    assert p.returncode == 0, p.stderr[-3000:]
-    assert "yolo_pose.pt" in p.stdout and 'YOLO("yolo_pose.pt")' in p.stdout
-    return out
+             "classes": np.asarray(r["classes"]),
+             "extra": np.asarray(r["keypoints"]).reshape(len(r["scores"]), -1, 3)[..., :2]} for r in result["images"]]
 
 
 def _backend_predictions(out: Path, model: str, files: list[str], work: Path) -> dict:
@@ -60,12 +44,11 @@ def _backend_predictions(out: Path, model: str, files: list[str], work: Path) ->
                                                     "conf": e["conf"], "iou": e["iou"], "max_det": e["max_det"]}, work)
 
 
-def test_ultralytics_loads_the_export_and_predicts_as_vsynth(kp_run, kp_export, tmp_path):
-    ckpt, cache = kp_run
-    out = kp_export
-    assert sorted(f.name for f in out.iterdir()) == ["export.json", "yolo_pose.onnx", "yolo_pose.pt"]
+def test_ultralytics_loads_the_export_and_predicts_as_vsynth(kp_export, tmp_path):
+    ckpt, cache, out = kp_export
+    assert sorted(f.name for f in out.iterdir()) == ["export.json", "yolo_pose.pt"]
     manifest = json.loads((out / "export.json").read_text())
-    assert manifest["task"] == "keypoints" and manifest["source"]["weights"] == "ema"
+    assert manifest["task"] == "keypoints" and manifest["source"]["weights"] == "ema" and manifest["onnx"] is None
     assert manifest["source"]["ckpt"] == str(ckpt.resolve())
 
     run, preds = vsynth_predictions(ckpt, cache, N)
@@ -81,10 +64,18 @@ def test_ultralytics_loads_the_export_and_predicts_as_vsynth(kp_run, kp_export, 
                    for o, t in zip(ours, theirs))
     assert compared >= 2 * N
 
-    # ONNX: onnxruntime's raw output against the torch model's, on a letterboxed test image
+
+@pytest.mark.slow
+def test_onnx_matches_torch_and_ultralytics_runs_it_as_vsynth_predicts(kp_export, tmp_path):
     import torch
 
+    ckpt, cache, _ = kp_export
+    out = onnx_export(ckpt, cache, tmp_path)
+    manifest = json.loads((out / "export.json").read_text())
     assert manifest["onnx"]["file"] == "yolo_pose.onnx" and set(manifest["onnx"]["inputs"]) == {"images"}
+
+    # onnxruntime's raw output against the torch model's, on a letterboxed test image
+    run, preds = vsynth_predictions(ckpt, cache, N)
     img = run.task.eval_dataset("test")[0]["img"].float()[None] / 255
     (raw,) = onnx_outputs(out / "yolo_pose.onnx", {"images": img.numpy()})
     with torch.no_grad():
@@ -92,13 +83,9 @@ def test_ultralytics_loads_the_export_and_predicts_as_vsynth(kp_run, kp_export, 
     assert raw.shape == ref.shape
     np.testing.assert_allclose(raw, ref, rtol=1e-3, atol=1e-3 * float(np.abs(ref).max()))
 
-
-@pytest.mark.slow
-def test_ultralytics_runs_the_onnx_export_as_vsynth_predicts(kp_run, kp_export, tmp_path):
-    ckpt, cache = kp_run
-    run, preds = vsynth_predictions(ckpt, cache, N)
+    # ultralytics' own API on the graph (onnxruntime underneath), against vsynth's predictions
     files = run.task.eval_dataset("test").im_files[:N]
-    got = _backend_predictions(kp_export, "yolo_pose.onnx", files, tmp_path / "backend")
+    got = _backend_predictions(out, "yolo_pose.onnx", files, tmp_path / "backend")
     compared = sum(match(o, t, min_score=0.05, slack=0.01, box_tol=0.5, score_tol=5e-3, extra_tol=0.5)
                    for o, t in zip(_ours(preds), _theirs(got)))
     assert compared >= 2 * N

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
-from tests.export.helpers import export_cli, onnx_outputs, vsynth_predictions, without_vsynth
+from tests.export.helpers import onnx_export, onnx_outputs, train_then_export, vsynth_predictions, without_vsynth
 from tests.segmentation.conftest import seg_args
 
 N = 3
@@ -18,24 +17,15 @@ N = 3
 
 @pytest.fixture(scope="module")
 def seg_export(tmp_path_factory) -> tuple[Path, Path, Path]:
-    """(best.pt of the tiny run, the cache, its export with ONNX at the test images' size)."""
-    root = tmp_path_factory.mktemp("export-seg")
-    cache = root / "cache"
-    p = run_cli(seg_args("trainer.threads=1", f"hydra.run.dir={root / 'run'}"), root,
-                env={"VSYNTH_CACHE": str(cache), "OMP_NUM_THREADS": "1"})
-    assert p.returncode == 0, p.stderr[-3000:]
-    ckpt = root / "run" / "checkpoints" / "best.pt"
-    out = root / "export"
-    p = export_cli([f"ckpt={ckpt}", f"out={out}", "onnx=true", "imgsz=[64,96]"], root, cache)  # the demo's 96x64 frames
-    assert p.returncode == 0, p.stderr[-3000:]
-    return ckpt, cache, out
+    """(best.pt of the tiny run, the cache, its export)."""
+    return train_then_export(seg_args("trainer.threads=1"), tmp_path_factory.mktemp("export-seg"), {})
 
 
 def test_mmseg_loads_the_export_and_predicts_as_vsynth(seg_export, tmp_path):
     import torch
 
     ckpt, cache, out = seg_export
-    assert sorted(f.name for f in out.iterdir()) == ["export.json", "mmseg.onnx", "mmseg.pth", "mmseg_config.py"]
+    assert sorted(f.name for f in out.iterdir()) == ["export.json", "mmseg.pth", "mmseg_config.py"]
     manifest = json.loads((out / "export.json").read_text())
     assert manifest["task"] == "segmentation" and manifest["source"]["weights"] == "model"  # the run kept no EMA
 
@@ -58,11 +48,24 @@ def test_mmseg_loads_the_export_and_predicts_as_vsynth(seg_export, tmp_path):
         assert np.array_equal(pred, theirs[f"labels_{i}"])
         np.testing.assert_allclose(theirs[f"logits_{i}"], logits[i], rtol=1e-4, atol=1e-4 * np.abs(logits[i]).max())
 
-    # ONNX: onnxruntime's logits against mmseg's whole-image forward, on a test image as read by OpenCV
-    import cv2
 
-    img = cv2.imread(str(items[0].image)).transpose(2, 0, 1)[None].astype(np.float32)
-    assert set(manifest["onnx"]["inputs"]) == {"image"} and img.shape[2:] == (64, 96)
+@pytest.mark.slow
+def test_onnx_matches_mmseg_whole_image_forward(seg_export, tmp_path):
+    """onnxruntime's logits against the model's, on a test image as OpenCV reads it (the demo's 96x64)."""
+    import cv2
+    import torch
+
+    ckpt, cache, _ = seg_export
+    out = onnx_export(ckpt, cache, tmp_path, "imgsz=[64,96]")
+    manifest = json.loads((out / "export.json").read_text())
+    assert set(manifest["onnx"]["inputs"]) == {"image"} and set(manifest["onnx"]["outputs"]) == {"logits"}
+    run, preds = vsynth_predictions(ckpt, cache, 1)
+    batch = run.task.eval_collate([run.task.eval_dataset("test")[0]])
+    with torch.no_grad():
+        data = run.model.data_preprocessor(batch, training=False)
+        logits = run.model.predict(data["inputs"], data["data_samples"])[0].seg_logits.data.numpy()
+    img = cv2.imread(str(run.task.eval_dataset("test").items[0].image)).transpose(2, 0, 1)[None].astype(np.float32)
+    assert img.shape[2:] == (64, 96)
     (raw,) = onnx_outputs(out / "mmseg.onnx", {"image": img})
-    np.testing.assert_allclose(raw[0], logits[0], rtol=1e-3, atol=1e-3 * np.abs(logits[0]).max())
+    np.testing.assert_allclose(raw[0], logits, rtol=1e-3, atol=1e-3 * np.abs(logits).max())
     assert np.array_equal(raw[0].argmax(0), preds[0])

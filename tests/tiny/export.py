@@ -10,14 +10,14 @@ from pathlib import Path
 
 import torch
 
-from vsynth.export.bundle import Options, Written, write_onnx
+from vsynth.export.bundle import Options, Written, float_state, write_onnx
 from vsynth.export.source import RunModel
 
 from tests.tiny.task import DIM
 
 
 def export(run: RunModel, out: Path, options: Options) -> Written:
-    torch.save({k: v.clone() for k, v in run.model.state_dict().items()}, out / "tiny.pt")
+    torch.save(float_state(run.model), out / "tiny.pt")
     files = {"tiny.pt": "state dict of TinyNet"}
     onnx = None
     if options.onnx:

@@ -113,3 +113,9 @@ def write_onnx(module, example, path: Path, inputs: Sequence[str], outputs: Sequ
         warnings.simplefilter("ignore")
         torch.onnx.export(module.eval(), (example,), str(path), input_names=list(inputs), output_names=list(outputs),
                           opset_version=OPSET, dynamo=True, external_data=False, verbose=False)
+
+
+def float_state(model) -> dict[str, Any]:
+    """``model``'s state dict as plain float32 CPU tensors (copies), for a backend's checkpoint file."""
+    return {k: (v.detach().float() if v.is_floating_point() else v.detach()).cpu().clone()
+            for k, v in model.state_dict().items()}
