@@ -94,6 +94,16 @@ def vsynth_predictions(ckpt: Path, cache: Path, n: int, *overrides: str):
     return run, preds
 
 
+def reads_back_as_init(run, path: Path, kind: str) -> None:
+    """vsynth's safe reader takes the export back (e.g. as ``init=``): the same tensors as the model."""
+    from vsynth.train.checkpoint import read_weights
+
+    w = read_weights(path, "init", allow=run.task.checkpoint_allow_list())
+    own = run.model.state_dict()
+    assert w.kind == kind and w.state.keys() == own.keys()
+    assert all(torch.equal(w.state[k].to(v.dtype), v) for k, v in own.items())
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every box in ``a`` (N, 4) with every box in ``b`` (M, 4), xyxy."""
     a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)

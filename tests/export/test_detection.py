@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from tests.detection.helpers import DEMO_DATA, TINY
-from tests.export.helpers import (match, onnx_export, onnx_outputs, train_then_export, vsynth_predictions,
-                                  without_vsynth)
+from tests.export.helpers import (match, onnx_export, onnx_outputs, reads_back_as_init, train_then_export,
+                                  vsynth_predictions, without_vsynth)
 
 # the tiny detector trained long enough (8 epochs of 4 steps) that its scores and classes vary
 # with the image; at 2 epochs every anchor of a level gets the same score and class
@@ -50,6 +50,7 @@ def test_yolox_loads_the_export_and_predicts_as_vsynth(det_export, tmp_path):
     compared = sum(match(o, t, min_score=2 * CONF, slack=CONF, box_tol=1e-3, score_tol=1e-5)
                    for o, t in zip(ours, theirs))
     assert compared >= 2 * N
+    reads_back_as_init(run, out / "yolox.pth", "yolox")
 
 
 @pytest.mark.slow

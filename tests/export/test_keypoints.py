@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.export.helpers import match, onnx_export, onnx_outputs, train_then_export, vsynth_predictions, without_vsynth
+from tests.export.helpers import (match, onnx_export, onnx_outputs, reads_back_as_init, train_then_export,
+                                  vsynth_predictions, without_vsynth)
 from tests.keypoints.conftest import TINY
 
 # frames of 128x96 at imgsz 128: the long side needs no resize, so ultralytics' predictor and vsynth's
@@ -63,6 +64,7 @@ def test_ultralytics_loads_the_export_and_predicts_as_vsynth(kp_export, tmp_path
     compared = sum(match(o, t, min_score=0.05, slack=0.01, box_tol=0.05, score_tol=1e-3, extra_tol=0.05)
                    for o, t in zip(ours, theirs))
     assert compared >= 2 * N
+    reads_back_as_init(run, out / "yolo_pose.pt", "ultralytics")
 
 
 @pytest.mark.slow

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.export.helpers import onnx_export, onnx_outputs, train_then_export, vsynth_predictions, without_vsynth
+from tests.export.helpers import (onnx_export, onnx_outputs, reads_back_as_init, train_then_export, vsynth_predictions,
+                                  without_vsynth)
 from tests.segmentation.conftest import seg_args
 
 N = 3
@@ -47,6 +48,7 @@ def test_mmseg_loads_the_export_and_predicts_as_vsynth(seg_export, tmp_path):
         assert pred.shape == theirs[f"labels_{i}"].shape
         assert np.array_equal(pred, theirs[f"labels_{i}"])
         np.testing.assert_allclose(theirs[f"logits_{i}"], logits[i], rtol=1e-4, atol=1e-4 * np.abs(logits[i]).max())
+    reads_back_as_init(run, out / "mmseg.pth", "mmseg")
 
 
 @pytest.mark.slow
