@@ -104,16 +104,6 @@ def reads_back_as_init(run, path: Path, kind: str) -> None:
     assert all(torch.equal(w.state[k].to(v.dtype), v) for k, v in own.items())
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``a`` (N, 4) with every box in ``b`` (M, 4), xyxy."""
-    a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-12)
-
-
 def match(ours: dict[str, np.ndarray], theirs: dict[str, np.ndarray], min_score: float, slack: float,
           box_tol: float, score_tol: float, extra_tol: float = 0.0) -> int:
     """Every detection scoring >= ``min_score`` on one side has a twin scoring >= ``min_score - slack`` on the

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -21,8 +20,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from vsynth.errors import ConfigError
-
-log = logging.getLogger("vsynth.export")
 
 MANIFEST = "export.json"
 #: ONNX opset of the graphs vsynth writes itself (torch's exporter; ultralytics' exporter picks its own)

@@ -10,7 +10,6 @@ palette), the weights are loaded strictly and the task's meta is checked against
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,8 +17,6 @@ from typing import Any, Sequence
 from torch import nn
 
 from vsynth.errors import CheckpointError, ConfigError
-
-log = logging.getLogger("vsynth.export")
 
 #: which weights of a checkpoint to export
 WEIGHTS = ("ema", "model")
