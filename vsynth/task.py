@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -207,6 +207,23 @@ class Task(ABC):
     @abstractmethod
     def evaluator(self, split: str) -> "SplitEvaluator":
         """A fresh evaluator for ``split``, fed every batch's predictions by the evaluation loop."""
+
+    # ---- export ------------------------------------------------------------------------
+    def exporter(self) -> Callable[..., Any]:
+        """The function writing this task's model in its backend's own format (``python -m vsynth.export``):
+        ``export(run, folder, options)`` of the module ``export`` beside the task's class
+        (``tasks/<name>/export.py``), imported only when an export runs. See :mod:`vsynth.export`."""
+        from importlib import import_module
+
+        from vsynth.errors import ConfigError
+
+        module = f"{type(self).__module__.rpartition('.')[0]}.export"
+        try:
+            return import_module(module).export
+        except (ModuleNotFoundError, TypeError) as e:  # TypeError: a task class outside any package
+            if isinstance(e, ModuleNotFoundError) and e.name != module:
+                raise
+            raise ConfigError(f"task={self.name}: this task has no export ({module} not found)") from None
 
     # ---- pictures ----------------------------------------------------------------------
     def write_batch_samples(self, batch: Any, sources: Sequence[str], out: Path) -> None:
