@@ -50,6 +50,8 @@ class Task(ABC):
     #: the kind of model config this task builds (a ``model`` schema name in ``tasks/<task>/config.py``); a
     #: model of another kind (``model=yolox_nano`` with ``task=keypoints``) is refused with one line
     model_kind: str | None = None
+    #: checkpoint meta keys that describe the run (e.g. a keypoint schema's names) without having to match
+    descriptive_meta: tuple[str, ...] = ("schema",)
 
     def __init__(self, cfg, run: RunContext) -> None:
         self.cfg = cfg
@@ -113,6 +115,8 @@ class Task(ABC):
 
         mine = self.checkpoint_meta()
         for k, v in mine.items():
+            if k in self.descriptive_meta:
+                continue
             if k in meta and meta[k] != v:
                 raise CheckpointError(f"{path}: checkpoint is for {k}={meta[k]!r}, this run has {k}={v!r}")
 

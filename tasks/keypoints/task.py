@@ -183,7 +183,11 @@ class KeypointsTask(Task):
         return str(path)
 
     def checkpoint_meta(self) -> dict[str, Any]:
-        return {"task": self.name, "model": str(self.cfg.model.cfg), "kpt_shape": list(self.schema.kpt_shape)}
+        s = self.schema
+        return {"task": self.name, "model": str(self.cfg.model.cfg), "kpt_shape": list(s.kpt_shape),
+                "schema": {"class_name": s.class_name, "keypoint_names": list(s.names or []),
+                           "flip_idx": list(s.flip_idx) if s.flip_idx is not None else None,
+                           "oks_sigmas": list(s.sigmas or []), "imgsz": self.imgsz}}
 
     # ---- training ------------------------------------------------------------------------------
     def training_step(self, model: nn.Module, batch: Any):
