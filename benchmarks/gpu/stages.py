@@ -154,15 +154,17 @@ def stage_resume(res: Results, task: str, dry: bool, out: Path) -> None:
     device = device_for(dry)
     amp = "bf16" if dry else "fp16"
     total, stop = (4, 2) if dry else (12, 6)
+    over = [*iter_overrides(p, total, amp), "trainer.ema.enabled=true", "trainer.ema.tau=3"]
     if task == "keypoints":
         # ultralytics' mosaic draws partners from a buffer of the images the loading process read before, so
         # a keypoints run resumed mid-epoch is not the uninterrupted one (found by this check's CPU dry run);
-        # at an epoch boundary, with loader workers (fresh each epoch), it is
-        stop = p["steps_per_epoch"]
+        # at an epoch boundary, with loader workers (fresh each epoch), it is. Epochs of 2 steps here.
+        stop = 2
         total = stop + (2 if dry else 6)
-        res.put("note", "stopped at the end of epoch 1: mid-epoch resume of keypoints is not exact "
+        over = [*iter_overrides(p, total, amp), "trainer.ema.enabled=true", "trainer.ema.tau=3",
+                f"arm.sources.real.subset={2 * p['batch']}"]
+        res.put("note", "stopped at the end of epoch 1 (2 steps): mid-epoch resume of keypoints is not exact "
                         "(ultralytics' mosaic buffer depends on the images the process loaded before)")
-    over = [*iter_overrides(p, total, amp), "trainer.ema.enabled=true", "trainer.ema.tau=3"]
     runs = out / "runs"
 
     def straight(name: str, fresh: bool = True):
@@ -212,7 +214,7 @@ def stage_cli(res: Results, task: str, dry: bool, out: Path) -> None:
     p = plan(task, dry)
     amp = "bf16" if dry else "fp16"
     run_dir = out / "runs" / f"cli-{task}"
-    length = 2 * (p["warmup"] + p["steps"])
+    length = p["warmup"] + p["steps"]
     args = [*p["overrides"], "trainer.unit=iter", f"trainer.length={length}", f"trainer.amp={amp}",
             f"trainer.val.interval={length // 2}", f"device={'cpu' if dry else 'cuda'}", f"hydra.run.dir={run_dir}"]
     res.put("command", "python -m vsynth " + " ".join(args))
