@@ -31,8 +31,8 @@ def plan(task: str, dry: bool) -> dict[str, Any]:
     common = [f"trainer.batch_size={batch}", f"trainer.workers={workers}", "trainer.progress_bar=false",
               "trainer.tensorboard=false", "trainer.checkpoint.phase_snapshots=false",
               "trainer.phases=[{name: train, length: null}]", "eval.max_images=16"]
-    if dry:
-        common.append("trainer.threads=1")
+    if dry:  # and the CUDA path's layout knobs that also work on a CPU, so the dry run covers them
+        common += ["trainer.threads=1", "trainer.channels_last=true", "trainer.persistent_workers=true"]
     if task == "keypoints":
         size = 64 if dry else 320
         over = ["task=keypoints", "arm=base", "model=yolo11n_pose", "data.demo.init=null", f"task.imgsz={size}",
