@@ -247,9 +247,22 @@ def test_channels_last_yolox_trains_like_the_contiguous_model():
     for m in (model, nhwc):
         out = m(imgs, targets)
         out["total_loss"].backward()
-        losses.append(float(out["total_loss"]))
+        losses.append(float(out["total_loss"].detach()))
     assert all(p.is_contiguous(memory_format=torch.channels_last) for p in nhwc.parameters() if p.ndim == 4)
     assert not all(p.is_contiguous() for p in nhwc.parameters())  # e.g. the 3x3 stem (1x1 kernels look the same)
     assert losses[0] == pytest.approx(losses[1], rel=1e-4)
     for (name, a), b in zip(model.named_parameters(), nhwc.parameters()):  # rounding: other summation orders
         assert float((a.grad - b.grad).abs().max()) <= 2e-3 * float(a.grad.abs().max()) + 1e-6, name
+
+
+def test_checkpoints_hold_standard_layout_weights_after_channels_last_training():
+    from vsynth.train.ema import ModelEMA
+    from vsynth.train.state import TrainState
+
+    model = to_channels_last(nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)))
+    state = TrainState(model, torch.optim.SGD(model.parameters(), lr=0.1), torch.amp.GradScaler("cpu", enabled=False),
+                       ModelEMA(model))
+    assert not model[0].weight.is_contiguous()
+    payload = state.payload(type("T", (), {"name": "t", "checkpoint_meta": lambda self: {}})(), OmegaConf.create({}))
+    assert payload["model"]["0.weight"].is_contiguous() and payload["ema"]["module"]["0.weight"].is_contiguous()
+    assert torch.equal(payload["model"]["0.weight"], model[0].weight) and payload["ema"]["updates"] == 0

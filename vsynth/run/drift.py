@@ -5,8 +5,8 @@ from the one the run started with (``.hydra/config.yaml``, kept by :mod:`vsynth.
 key that changes the result (data, arm, model, task, the trainer's recipe, seed, length...), the
 folder would claim one run while holding another, so the resume is refused with every differing key
 and its two values. Keys that cannot change the result (:data:`FREE`: threads, workers, progress
-bar, logging, paths, device, the speed knobs, launcher) may differ. ``resume=force`` continues anyway and records the
-drift in run.log and ``status.json``.
+bar, logging, paths, device, the speed knobs, launcher) may differ. ``resume=force`` continues
+anyway and records the drift in run.log and ``status.json``.
 """
 
 from __future__ import annotations
