@@ -186,11 +186,28 @@ class Task(ABC):
 
     # ---- training ----------------------------------------------------------------------
     @abstractmethod
-    def training_step(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, Mapping[str, float]]:
-        """Loss for one batch (called under autocast) and scalars to log (loss parts)."""
+    def training_step(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, Mapping[str, Any]]:
+        """Loss for one batch (called under autocast) and scalars to log (loss parts).
 
-    def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
-        """Hook for epoch-dependent data behaviour (e.g. mosaic off for the last epochs)."""
+        Parts are floats or one-element tensors; return them as (detached) tensors: the loop reads
+        them back from the device only at its log interval, while a ``float()`` here waits for the
+        GPU every step. Copy the batch to ``self.device`` with ``non_blocking=True`` (the loader
+        pins it in page-locked memory on CUDA).
+        """
+
+    def on_epoch_start(self, epoch: int, num_epochs: int) -> bool | None:
+        """Hook for epoch-dependent data behaviour (e.g. mosaic off for the last epochs).
+
+        Return True when the training datasets changed (or keep per-process state that must start
+        fresh each epoch), False when they did not: persistent DataLoader workers hold copies of the
+        datasets and are restarted on True. An override returning None restarts them every epoch.
+        """
+        return False
+
+    def fixed_train_shapes(self) -> bool:
+        """Whether every training batch has the same tensor shapes, so cuDNN can benchmark its
+        algorithms once per shape (``trainer.cudnn_benchmark=auto``). False when unsure."""
+        return False
 
     # ---- evaluation (the loop is vsynth.train.evaluation's) ------------------------------
     def eval_splits(self) -> Sequence[str]:

@@ -221,18 +221,23 @@ class DetectionTask(Task):
         keys = [k for k in LOSS_PARTS if k in out]
         vals = [out[k].detach().float().reshape(()) if torch.is_tensor(out[k]) else torch.tensor(float(out[k]), device=imgs.device)
                 for k in keys]
-        parts = dict(zip(keys, torch.stack(vals).tolist()))  # one device sync for all loss parts
+        parts = dict(zip(keys, torch.stack(vals)))  # read back at the log interval: no device sync per step
         parts["size"] = float(size[0])
         return out["total_loss"], parts
 
-    def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
+    def fixed_train_shapes(self) -> bool:
+        return not self.multiscale.enabled
+
+    def on_epoch_start(self, epoch: int, num_epochs: int) -> bool:
         no_aug = self.no_aug_epochs > 0 and epoch >= num_epochs - self.no_aug_epochs
+        changed = no_aug != self._no_aug  # mosaic switched: loader workers restart with the change
         for ds in self._train.values():
             ds.enable_mosaic = (not no_aug) and self.aug["mosaic_prob"] > 0
         if no_aug and not self._no_aug:
             log.info("epoch %d/%d: mosaic (and mixup) off, extra L1 loss on for the last %d epoch(s) (task.no_aug_epochs)",
                      epoch + 1, num_epochs, self.no_aug_epochs)
         self._no_aug = no_aug
+        return changed
 
     # ---- evaluation ----------------------------------------------------------------------------
     def eval_splits(self):

@@ -197,16 +197,22 @@ class KeypointsTask(Task):
             batch[k] = batch[k].to(dev, non_blocking=True)
         preds = model(batch["img"])  # through DDP when wrapped
         loss, items = unwrap(model).loss(batch, preds)
-        return loss.sum(), {k: float(v) for k, v in items.items()}
+        return loss.sum(), dict(items)  # detached tensors: read back at the log interval, no sync per step
 
-    def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
+    def fixed_train_shapes(self) -> bool:
+        return True  # mosaic and letterbox always give imgsz x imgsz (rect=False)
+
+    def on_epoch_start(self, epoch: int, num_epochs: int) -> bool:
+        # True every epoch: ultralytics' mosaic draws partners from a buffer of the images this process
+        # loaded before, so loader workers start fresh each epoch (exact resume), persistent or not.
         n = int(self.tc.get("close_mosaic", 0) or 0)
         if n <= 0 or self._mosaic_closed or epoch < num_epochs - n:
-            return
+            return True
         for name, ds in self._train.items():
             ds.close_mosaic(hyp=copy.copy(self.hyp))
         self._mosaic_closed = True
         log.info("epoch %d/%d: mosaic closed for the last %d epoch(s) (task.close_mosaic)", epoch + 1, num_epochs, n)
+        return True
 
     # ---- evaluation ----------------------------------------------------------------------------
     def eval_splits(self):

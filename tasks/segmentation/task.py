@@ -170,8 +170,11 @@ class SegmentationTask(Task):
         data = core.data_preprocessor(batch, training=True)
         losses = model(**data, mode="loss")
         loss = sum(v for k, v in losses.items() if "loss" in k)
-        parts = {k: float(v.detach().mean()) for k, v in losses.items()}
+        parts = {k: v.detach().mean() for k, v in losses.items()}  # read back at the log interval, no sync per step
         return loss, parts
+
+    def fixed_train_shapes(self) -> bool:
+        return self.model_dict()["data_preprocessor"].get("size") is not None  # every batch padded to one size
 
     # ---- evaluation ------------------------------------------------------------------------------
     def eval_splits(self) -> Sequence[str]:

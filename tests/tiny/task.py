@@ -7,6 +7,7 @@ per-sample seeding all matter for the resume-equality test.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -28,6 +29,7 @@ class VectorSet(Dataset):
         centers = np.eye(CLASSES, DIM) * 3.0
         self.x = (centers[self.y] + rng.normal(0, 1.0, (n, DIM)) + shift).astype(np.float32)
         self.augment = augment
+        self.tag = 0  # set by the task's on_epoch_start (tests of persistent loader workers)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -36,7 +38,7 @@ class VectorSet(Dataset):
         x = self.x[i].copy()
         if self.augment:  # drawn from numpy's global RNG, as backends' pipelines do
             x += np.random.normal(0, 0.1, DIM).astype(np.float32)
-        return {"x": torch.from_numpy(x), "y": int(self.y[i])}
+        return {"x": torch.from_numpy(x), "y": int(self.y[i]), "tag": self.tag, "pid": os.getpid()}
 
 
 class TinyEvaluator(SplitEvaluator):
@@ -85,6 +87,7 @@ class TinyTask(Task):
 
     def train_dataset(self, name, items):
         ds = self._source(name)
+        self.__dict__.setdefault("_train", {})[name] = ds
         if len(items) == len(ds):
             return ds
         return torch.utils.data.Subset(ds, [int(k) for k in items])
@@ -99,12 +102,21 @@ class TinyTask(Task):
     def training_step(self, model, batch):
         x, y = batch["x"].to(self.device), batch["y"].to(self.device)
         logits = model(x)
-        if self.cfg.task.get("poison_step") is not None:
-            self._n = getattr(self, "_n", 0) + 1
-            if self._n >= int(self.cfg.task.poison_step):
-                logits = logits * float("nan")
+        self._n = getattr(self, "_n", 0) + 1
+        if self.cfg.task.get("poison_step") is not None and self._n >= int(self.cfg.task.poison_step):
+            logits = logits * float("nan")
+        if self.cfg.task.get("crash_step") is not None and self._n >= int(self.cfg.task.crash_step):
+            raise RuntimeError(f"tiny task: crash_step={self.cfg.task.crash_step}")
         loss = nn.functional.cross_entropy(logits.float(), y)
         return loss, {"ce": float(loss.detach())}
+
+    def on_epoch_start(self, epoch, num_epochs):
+        hook = self.cfg.task.get("epoch_hook")  # what the hook tells the loop: changed | unchanged | silent
+        if hook is None:
+            return False
+        for ds in self.__dict__.get("_train", {}).values():
+            ds.tag = epoch
+        return {"changed": True, "unchanged": False, "silent": None}[hook]
 
     def eval_dataset(self, split):
         return VectorSet(60, {"val": 7, "test": 8}[split], 0.0, augment=False)

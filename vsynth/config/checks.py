@@ -54,6 +54,8 @@ def _check(cfg: DictConfig, key: str, ok: Callable[[Any], bool], what: str, opti
 
 def check(cfg: DictConfig) -> None:
     """Raise ConfigError (naming the key) for the first value out of range."""
+    from vsynth.train.speed import COMPILE_MODES
+
     unknown = next(_unknown_keys(cfg), None)
     if unknown is not None:
         raise ConfigError(f"{unknown}: not a config key of vsynth or of this task (added with '+'?); nothing would "
@@ -94,6 +96,9 @@ def check(cfg: DictConfig) -> None:
         ("trainer.log_interval", lambda v: v >= 1, ">= 1", False),
         ("trainer.progress_bar", lambda v: v in ("auto", True, False), "auto | true | false", False),
         ("trainer.stop_at_step", lambda v: v >= 1, ">= 1 or null", True),
+        *[(f"trainer.{k}", lambda v: v in ("auto", True, False), "auto | true | false", False)
+          for k in ("pin_memory", "persistent_workers", "cudnn_benchmark", "channels_last")],
+        ("trainer.compile", lambda v: v in (True, False, *COMPILE_MODES), "false | true | a torch.compile mode", False),
         ("data.ratio", lambda v: 0 <= v <= 1, "in [0, 1]", True),
         ("data.real_subset", lambda v: v >= 1, ">= 1 (or null for all)", True),
         ("data.subset_seed", lambda v: v >= 0, ">= 0", True),

@@ -52,6 +52,7 @@ class OptimizerConfig:
     beta2: float = 0.999
     nesterov: bool = True
     weight_decay: float = 0.0005
+    fused: bool = False
 
 
 @dataclass
@@ -101,6 +102,11 @@ class TrainerConfig:
     progress_bar: Any = "auto"  # auto | true | false
     tensorboard: bool = True
     stop_at_step: Optional[int] = None
+    pin_memory: Any = "auto"  # auto | true | false (vsynth/train/speed.py)
+    persistent_workers: Any = "auto"
+    cudnn_benchmark: Any = "auto"
+    channels_last: Any = "auto"
+    compile: Any = False  # false | true | a torch.compile mode name
 
 
 # ---- arm -------------------------------------------------------------------------------------------

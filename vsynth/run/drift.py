@@ -5,8 +5,8 @@ from the one the run started with (``.hydra/config.yaml``, kept by :mod:`vsynth.
 key that changes the result (data, arm, model, task, the trainer's recipe, seed, length...), the
 folder would claim one run while holding another, so the resume is refused with every differing key
 and its two values. Keys that cannot change the result (:data:`FREE`: threads, workers, progress
-bar, logging, paths, device, launcher) may differ. ``resume=force`` continues anyway and records the
-drift in run.log and ``status.json``.
+bar, logging, paths, device, the speed knobs, launcher) may differ. ``resume=force`` continues
+anyway and records the drift in run.log and ``status.json``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ from omegaconf import DictConfig, OmegaConf
 FREE: tuple[str, ...] = (
     "trainer.threads", "trainer.workers", "trainer.progress_bar", "trainer.log_interval", "trainer.tensorboard",
     "trainer.stop_at_step", "eval.batch", "eval.workers", "paths.", "resume", "device", "name", "trust_checkpoint",
+    # speed knobs: how the same computation is laid out (like `device`, at most floating-point rounding differs)
+    "trainer.pin_memory", "trainer.persistent_workers", "trainer.cudnn_benchmark", "trainer.channels_last",
+    "trainer.compile", "trainer.optimizer.fused",
 )
 
 

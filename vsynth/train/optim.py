@@ -39,8 +39,12 @@ def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
     lr = float(cfg.lr)
     if lr <= 0:
         raise ConfigError(f"trainer.optimizer.lr must be > 0, got {lr}")
+    # fused: one kernel for the whole update; with fp16 the grad scaler then skips an overflowed step on the
+    # device instead of reading the overflow flag on the host every step. None keeps torch's default.
+    fused = True if cfg.get("fused", False) else None
     if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=float(cfg.momentum), nesterov=bool(cfg.nesterov) and cfg.momentum > 0)
+        return torch.optim.SGD(groups, lr=lr, momentum=float(cfg.momentum), nesterov=bool(cfg.nesterov) and cfg.momentum > 0,
+                               fused=fused)
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=(float(cfg.momentum), float(cfg.beta2)))
+        return torch.optim.AdamW(groups, lr=lr, betas=(float(cfg.momentum), float(cfg.beta2)), fused=fused)
     raise ConfigError(f"trainer.optimizer.name must be sgd or adamw, got '{cfg.name}'")

@@ -67,8 +67,9 @@ class TrainState:
         p: dict[str, Any] = {
             "task": task.name,
             "meta": task.checkpoint_meta(),
-            "model": unwrap(self.model).state_dict(),
-            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "model": _standard_layout(unwrap(self.model).state_dict()),
+            "ema": ({**self.ema.state_dict(), "module": _standard_layout(self.ema.module.state_dict())}
+                    if self.ema is not None else None),
             "step": self.step,
             "phase": self.phase,
             "best": self.best.as_dict() if self.best is not None else None,
@@ -101,3 +102,9 @@ class TrainState:
         m = self.ema.module if self.ema is not None else unwrap(self.model)
         m.eval()
         return m
+
+
+def _standard_layout(sd: dict[str, Any]) -> dict[str, Any]:
+    """Weights as NCHW-contiguous tensors, however they were trained (``trainer.channels_last``): a
+    checkpoint looks the same from every device, and tools that ``view()`` weights can read it."""
+    return {k: v.contiguous() if torch.is_tensor(v) else v for k, v in sd.items()}

@@ -46,8 +46,9 @@ from vsynth.train.parts import (
     fmt_metrics,
 )
 from vsynth.train.phases import plan_phases
-from vsynth.train.progress import Progress
+from vsynth.train.progress import Progress, StepRecord
 from vsynth.train.schedule import WarmupCosine
+from vsynth.train.speed import Speed, compiled, cudnn_benchmark, to_channels_last
 from vsynth.train.state import TrainState
 
 log = logging.getLogger("vsynth.train")
@@ -92,7 +93,9 @@ class Trainer:
         self.expected = self.sampler.composition()
         if self.run.is_main:
             task.write_source_samples(sources, self.expected)
-        self.loader = self._loader(MixedDataset({n: sources[n] for n in cfg.arm.sources}))
+        self.speed = Speed.from_config(tc, self.device, task.fixed_train_shapes())
+        self.dataset = MixedDataset({n: sources[n] for n in cfg.arm.sources})
+        self.loader = self._loader(self.dataset)
         self.steps_per_epoch = spe = len(self.sampler)
         self.unit = str(tc.unit)
         if self.unit not in ("epoch", "iter"):
@@ -105,6 +108,8 @@ class Trainer:
         self.phases = plan_phases(list(tc.phases or []), self.total, self.steps_per_unit)
 
         model = task.build_model().to(self.device)
+        if self.speed.channels_last:
+            model = to_channels_last(model)
         self.amp = resolve_amp(tc.amp, self.device)
         ema = ModelEMA(model, float(tc.ema.decay), float(tc.ema.tau)) if tc.ema.enabled else None
         self.state = TrainState(model, build_optimizer(model, tc.optimizer), grad_scaler(self.amp, self.device), ema,
@@ -148,10 +153,12 @@ class Trainer:
                 find_unused_parameters=any(p.freeze for p in self.phases))
         else:
             self.model = self.state.model
+        self.step_model = compiled(self.model, self.speed.compile_mode)  # what training_step calls
         log.info("Training %d steps (%d epochs of %d batches of %d, unit=%s), amp=%s, ema=%s, phases: %s",
                  self.total, self.num_epochs, self.steps_per_epoch, int(self.tc.batch_size), self.unit, self.amp,
                  bool(self.state.ema),
                  ", ".join(f"{p.name}[{p.start},{p.end}) freeze={list(p.freeze)}" for p in self.phases))
+        log.info("Speed: %s", self.speed.describe())
         self.progress = Progress(self.total, self.state.step, enabled=self.run.is_main, bar=self.tc.progress_bar,
                                  log_interval=int(self.tc.log_interval),
                                  tb_dir=self.run.path("tb") if self.tc.tensorboard else None)
@@ -159,18 +166,37 @@ class Trainer:
         for part in self.parts:
             part.before_train(self)
         try:
-            for batch, sources in self._batches():
-                for part in self.parts:
-                    part.before_step(self, batch, sources)
-                self.run_step(batch, sources)
-                self.evaluated = False
-                for part in self.parts:
-                    part.after_step(self)
+            with cudnn_benchmark(self.speed.cudnn_benchmark):
+                for batch, sources in self._batches():
+                    for part in self.parts:
+                        part.before_step(self, batch, sources)
+                    self.run_step(batch, sources)
+                    self.evaluated = False
+                    for part in self.parts:
+                        part.after_step(self)
             completed = True
+        except (NonFiniteLossError, TrainingInterrupted, KeyboardInterrupt):
+            raise
+        except Exception as err:
+            # Later steps of weights ruined by a non-finite loss can fail in other ways before the
+            # next flush: name the cause when a pending step shows it.
+            try:
+                self.flush_steps()
+            except NonFiniteLossError as nonfinite:
+                raise nonfinite from err
+            except Exception:  # noqa: BLE001 - e.g. a dead CUDA context: the original error says more
+                pass
+            raise
         finally:
             self.progress.close()
+            if self.speed.persistent_workers:
+                self.loader = self._loader(self.dataset)  # end the workers: evaluation and testing follow
             for part in self.parts:
                 part.after_train(self, completed)
+        if self.device.type == "cuda" and self.run.is_main:
+            log.info("Peak GPU memory: %.2f GiB allocated, %.2f GiB reserved by torch on %s",
+                     torch.cuda.max_memory_allocated(self.device) / 2**30,
+                     torch.cuda.max_memory_reserved(self.device) / 2**30, torch.cuda.get_device_name(self.device))
 
     def finish(self) -> dict[str, Any]:
         """The best checkpoint's validation numbers and its score on the test split."""
@@ -199,7 +225,8 @@ class Trainer:
 
     # ---- one step ----------------------------------------------------------------------------------
     def run_step(self, batch: Any, sources: list[str]) -> None:
-        """LR, forward under autocast, non-finite guard, backward, clipping, optimizer, EMA, progress."""
+        """LR, forward under autocast, backward, clipping, optimizer, EMA, progress (and the non-finite
+        guard at the log interval, see :meth:`flush_steps`)."""
         s, tc = self.state, self.tc
         step = s.step
         self.task.global_step = step  # tasks with step-dependent behaviour (multiscale) read it
@@ -207,13 +234,7 @@ class Trainer:
         for g in s.optimizer.param_groups:
             g["lr"] = lr
         with autocast(self.amp, self.device):
-            loss, parts = self.task.training_step(self.model, batch)
-        if not torch.isfinite(loss.detach()).all():
-            last = self.run.path("checkpoints", "last.pt")
-            raise NonFiniteLossError(
-                f"non-finite loss ({loss.item()}) at step {step + 1} (epoch {step // self.steps_per_epoch + 1}); "
-                f"stopped, the last good checkpoint is {last if last.is_file() else 'none (no checkpoint yet)'}; "
-                "lower trainer.optimizer.lr or set trainer.clip_grad_norm")
+            loss, parts = self.task.training_step(self.step_model, batch)
         s.scaler.scale(loss).backward()
         if tc.clip_grad_norm:
             s.scaler.unscale_(s.optimizer)
@@ -223,11 +244,32 @@ class Trainer:
         s.scaler.update()
         s.optimizer.zero_grad(set_to_none=True)
         if s.ema is not None:
-            s.ema.update(self.model)
+            s.ema.update(s.model)
         s.step += 1
         self.in_epoch += 1
-        self.progress.step(s.step, step // self.steps_per_epoch, s.phase, float(loss.detach()), lr,
-                           {k: float(v) for k, v in parts.items()}, len(sources))
+        self.progress.record(StepRecord(s.step, step // self.steps_per_epoch, s.phase, loss.detach(), lr, parts,
+                                        len(sources)))
+        if self.progress.due(s.step):
+            self.flush_steps()
+
+    def flush_steps(self) -> None:
+        """Log the steps not yet read back from the device, and stop at the first non-finite loss.
+
+        The guard reads losses here rather than every step (each read waits for the GPU). It runs
+        at every log interval and before every checkpoint and evaluation, so it still names the exact
+        step, and no checkpoint ever holds weights that trained on a non-finite loss: ``last.pt`` is
+        the last good state. Steps after the bad one (fewer than ``trainer.log_interval``) ran
+        but are never saved.
+        """
+        progress = getattr(self, "progress", None)
+        bad = progress.flush() if progress is not None else None
+        if bad is None:
+            return
+        last = self.run.path("checkpoints", "last.pt")
+        raise NonFiniteLossError(
+            f"non-finite loss ({bad.loss}) at step {bad.step} (epoch {bad.epoch + 1}); "
+            f"stopped, the last good checkpoint is {last if last.is_file() else 'none (no checkpoint yet)'}; "
+            "lower trainer.optimizer.lr or set trainer.clip_grad_norm")
 
     # ---- helpers -----------------------------------------------------------------------------------
     def _batches(self) -> Iterator[tuple[Any, list[str]]]:
@@ -236,8 +278,11 @@ class Trainer:
         while self.state.step < self.total:
             epoch, self.in_epoch = divmod(self.state.step, self.steps_per_epoch)
             self.sampler.set_epoch(epoch, self.in_epoch)
+            # Persistent workers hold copies of the datasets made when they started: restart them when the
+            # task changed its datasets (True) or does not say (None, an override that returns nothing).
+            if self.task.on_epoch_start(epoch, self.num_epochs) is not False and self.speed.persistent_workers:
+                self.loader = self._loader(self.dataset)  # the old workers end with the old loader
             self.loader.generator.manual_seed(seed * 1000003 + epoch)
-            self.task.on_epoch_start(epoch, self.num_epochs)
             for batch, sources in self.loader:
                 yield batch, sources
                 if self.state.step >= self.total or self.in_epoch >= self.steps_per_epoch:
@@ -253,9 +298,9 @@ class Trainer:
             batch_sampler=self.sampler,
             collate_fn=TaggedCollate(self.task.collate),
             num_workers=workers,
-            pin_memory=self.device.type == "cuda",
+            pin_memory=self.speed.pin_memory,
             generator=gen,
-            persistent_workers=False,
+            persistent_workers=self.speed.persistent_workers,
             worker_init_fn=_ignore_stop_signals if workers > 0 else None,
         )
 
@@ -263,6 +308,7 @@ class Trainer:
         """Write ``checkpoints/<name>`` from the state (rank 0 only); ``full=False`` leaves out what only
         resuming needs."""
         path = self.run.path("checkpoints", name)
+        self.flush_steps()  # never save weights trained on a non-finite loss
         if self.run.is_main:
             ckpt_io.save_checkpoint(path, self.state.payload(self.task, self.cfg, full=full))
         return path
@@ -270,9 +316,11 @@ class Trainer:
     def evaluate(self, split: str, model: nn.Module | None = None, final: bool = False) -> dict[str, Any]:
         """``split/``-prefixed metrics of ``model`` (default: the state's evaluation weights); the final
         test also writes the per-image prediction and ground-truth files into the run folder."""
+        self.flush_steps()
         model = self.state.eval_model() if model is None else model
-        return evaluate_on_rank0(self.task, model, split, self.run.is_main,
-                                 outputs=self.run.dir if final and self.run.is_main else None)
+        with cudnn_benchmark(False):  # evaluation images come in many shapes
+            return evaluate_on_rank0(self.task, model, split, self.run.is_main,
+                                     outputs=self.run.dir if final and self.run.is_main else None)
 
 
 def _ignore_stop_signals(worker_id: int) -> None:  # noqa: ARG001
