@@ -220,7 +220,7 @@ def test_sweep_section_collects_results_or_says_how_to_make_them(tmp_path: Path)
                        job / ".hydra" / "config.yaml")
         (job / "status.json").write_text(json.dumps({"state": "done", "task": "segmentation", "mode": "train"}))
         jobs.append(job)
-    note = "\n".join(sweep_section(root, jobs))
+    note = "\n".join(sweep_section(root, jobs, ["data.ratio"]))
     assert "real-only job `data.ratio=1.0`" in note
     assert f"ckpt={(jobs[1] / 'checkpoints' / 'best.pt').resolve()}" in note
     assert f"hydra.run.dir={(jobs[1] / 'consistency').resolve()}" in note
@@ -229,10 +229,11 @@ def test_sweep_section_collects_results_or_says_how_to_make_them(tmp_path: Path)
     (run / ".hydra").mkdir(parents=True)
     (run / ".hydra" / "overrides.yaml").write_text("- mode=consistency\n- ckpt=/x\n- data.demo.effects.generated_warp=4\n")
     (run / "consistency.json").write_text(json.dumps(_doc(tmp_path)))
-    table = "\n".join(sweep_section(root, jobs))
-    assert "| data.ratio=1.0/consistency | data.demo.effects.generated_warp=4 | **no** | all | 1 | 100.0 % |" in table
+    table = "\n".join(sweep_section(root, jobs, ["data.ratio"]))
+    assert ("| data.ratio=1.0 / consistency (data.demo.effects.generated_warp=4) | **no** | all | 1 | 100.0 % |"
+            in table)
     # other tasks' sweeps get nothing
     for job in jobs:
         (job / "status.json").write_text(json.dumps({"state": "done", "task": "keypoints", "mode": "train"}))
     (run / "consistency.json").unlink()
-    assert sweep_section(root, jobs) == []
+    assert sweep_section(root, jobs, ["data.ratio"]) == []

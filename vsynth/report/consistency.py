@@ -163,11 +163,22 @@ def results(jobs: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
     return out
 
 
-def _settings(run: Path) -> str:
+#: overrides that say how a consistency run was started, not what it scored
+_NOT_SETTINGS = ("ckpt", "mode", "trainer.threads", "device")
+
+
+def _label(run: Path, sweep_dir: Path, swept: list[str]) -> str:
+    """A result's row label: its job's swept settings (or the job's name), then for a run inside the job its
+    folder and the settings it added (e.g. ``data.ratio=1.0 / consistency (data.demo.effects.generated_warp=4)``)."""
     from vsynth.report.sweep import job_overrides
 
-    skip = ("ckpt", "mode", "hydra.run.dir")
-    return ", ".join(f"{k}={v}" for k, v in job_overrides(run).items() if k not in skip) or "-"
+    job = sweep_dir / run.relative_to(sweep_dir).parts[0]
+    own = job_overrides(job)
+    label = ", ".join(f"{k}={own[k]}" for k in swept if k in own) or job.name
+    if run != job:
+        added = [f"{k}={v}" for k, v in job_overrides(run).items() if k not in own and k not in _NOT_SETTINGS]
+        label += f" / {run.name}" + (f" ({', '.join(added)})" if added else "")
+    return label
 
 
 def _real_only_job(jobs: list[Path]) -> tuple[Path, Path, str] | None:
@@ -186,22 +197,22 @@ def _real_only_job(jobs: list[Path]) -> tuple[Path, Path, str] | None:
     return None
 
 
-def sweep_section(sweep_dir: Path, jobs: list[Path]) -> list[str]:
-    """The sweep report's consistency section: a row per result and group; or, for a segmentation sweep
-    without results, how to produce them. Nothing for other sweeps."""
+def sweep_section(sweep_dir: Path, jobs: list[Path], swept: list[str]) -> list[str]:
+    """The sweep report's consistency section: a row per result and group (results labelled by the ``swept``
+    keys); or, for a segmentation sweep without results, how to produce them. Nothing for other sweeps."""
     found = results(jobs)
     if found:
         lines = [TITLE, "", "From the `consistency.json` of each run below (`python -m vsynth mode=consistency "
                  "ckpt=...`). drop = mIoU(source) - mIoU(generated), same model, same labels, with its bootstrap "
                  "interval over generated images.", "",
-                 "| run | settings | model real-only | group | images | mIoU source | mIoU generated | drop | "
-                 "RGB mean generated / source | mean abs. diff |", "|---|---|---|---|---|---|---|---|---|---|"]
+                 "| run | model real-only | group | images | mIoU source | mIoU generated | drop | "
+                 "RGB mean generated / source | mean abs. diff |", "|---|---|---|---|---|---|---|---|---|"]
         for run, doc in found:
             model = doc.get("model") or {}
             real = {True: "yes", False: "**no**"}.get(model.get("real_only"), "unknown")
             for name, e in _rows(doc):
                 rgb = _rgb(e) or " | "
-                lines.append(f"| {run.relative_to(sweep_dir)} | {_settings(run)} | {real} | {name} | {e['images']} | "
+                lines.append(f"| {_label(run, sweep_dir, swept)} | {real} | {name} | {e['images']} | "
                              f"{_pct(e['miou_source'])} | {_pct(e['miou_generated'])} | {_pp(e)} | {rgb} |")
         return [*lines, ""]
     tasks = {(_read(job / "status.json") or {}).get("task") for job in jobs}

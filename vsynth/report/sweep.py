@@ -24,7 +24,7 @@ from vsynth.run.atomic import atomic_write, write_text
 from vsynth.run.status import effective_state
 
 HEADLINE_PREFERENCE = ["test/miou", "test/oks_map", "test/ap", "test/ap50", "test/oks_map50", "test/pck@0.05",
-                       "test/aacc", "test/acc"]
+                       "test/aacc", "test/acc", "consistency/miou_generated", "consistency/drop"]  # last: mode=consistency jobs
 SEED_KEYS = ("seed",)
 
 
@@ -216,13 +216,13 @@ def write_sweep_report(sweep_dir: str | Path) -> Path:
             lines.append("")
     from vsynth.report.consistency import sweep_section
 
-    lines += sweep_section(sweep_dir, find_jobs(sweep_dir))
-    lines += ["## Jobs", "", "| job | status | " + " | ".join(metrics) + " | wall time (s) | error |",
+    lines += sweep_section(sweep_dir, find_jobs(sweep_dir), [k.split(":", 1)[1] for k in swept])
+    lines += ["## Jobs", "", "| " + " | ".join(["job", "status", *metrics, "wall time (s)", "error"]) + " |",
               "|---|---|" + "---|" * len(metrics) + "---|---|"]
     for r in rows:
-        vals = " | ".join(f"{r[m]:.4f}" if isinstance(r.get(m), (int, float)) else "" for m in metrics)
+        vals = [f"{r[m]:.4f}" if isinstance(r.get(m), (int, float)) else "" for m in metrics]
         wt = r.get("wall_time_s")
-        lines.append(f"| {r['job']} | {r['status']} | {vals} | {wt if wt != '' else ''} | {r['error']} |")
+        lines.append("| " + " | ".join([r["job"], r["status"], *vals, str(wt), str(r["error"])]) + " |")
     lines.append("")
     report = sweep_dir / "report.md"
     write_text(report, "\n".join(lines))
