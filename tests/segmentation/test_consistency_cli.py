@@ -58,23 +58,38 @@ def test_consistency_run_writes_its_records(seg_cli, real_model):
 
 
 def test_a_generator_that_changes_nothing_drops_nothing(seg_cli, real_model, data_copy):
-    """Null data: a manifest whose 'generated' images are their sources themselves gives a drop of exactly 0."""
+    """Null data: 'generated' images that are their sources themselves drop exactly 0. In the same manifest,
+    half-size copies take the resize path end to end (predicted at their size, scored at the label's)."""
+    import cv2
+
     rows = list(csv.DictReader(open(data_copy / "generated" / "manifest.csv")))
-    null = data_copy / "generated" / "manifest_null.csv"
+    folder = data_copy / "generated"
+    halves = []
+    for i, r in enumerate(rows):
+        img = cv2.imread(str(folder / r["source_image"]))
+        cv2.imwrite(str(folder / f"half_{i}.png"), cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2)))
+        halves.append({**r, "generated_path": f"half_{i}.png", "generator": "half-size"})
+    null = folder / "manifest_null.csv"
     with open(null, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows({**r, "generated_path": r["source_image"], "generator": "identity"} for r in rows)
+        w.writerows(halves)
     run = seg_cli.cwd / "null"
     p = seg_cli("task=segmentation", "mode=consistency", f"ckpt={real_model}", f"data.generated.manifest={null}",
                 "task.consistency.bootstrap.samples=50", "trainer.threads=1", f"hydra.run.dir={run}")
     assert p.returncode == 0, p.stderr[-2000:]
     doc = read_json(run / "consistency.json")
-    for entry in [doc["all"], *doc["by_condition"].values()]:
+    assert sorted(doc["by_generator"]) == ["half-size", "identity"] and doc["source_images"] == len(rows)
+    same = [doc["by_generator"]["identity"], *(e for k, e in doc["groups"].items() if k.endswith("/identity"))]
+    for entry in same:
         assert entry["miou_generated"] == entry["miou_source"]
         assert entry["drop"] == entry["drop_low"] == entry["drop_high"] == 0.0
-        assert entry["rgb"]["mean_abs_diff"] == 0.0
-    assert list(doc["by_generator"]) == ["identity"]
+        assert entry["rgb"]["mean_abs_diff"] == 0.0 and entry["resized"] == 0
+    half = doc["by_generator"]["half-size"]
+    assert half["resized"] == len(rows) and half["aspect_changed"] == 0 and half["images"] == len(rows)
+    assert doc["all"]["resized"] == len(rows)
+    assert f"{len(rows)} generated image(s) differ in size from their label" in (run / "report.md").read_text()
 
 
 @pytest.mark.parametrize("args, message", [
