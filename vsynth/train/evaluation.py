@@ -108,7 +108,8 @@ LOCAL_KEYS = ("paths", "device", "trust_checkpoint", "mode", "ckpt", "resume", "
 
 
 def eval_config(cfg, overrides: list[str]):
-    """The config ``mode=eval`` scores with: the checkpoint's own run config, edited by the command line.
+    """The config ``mode=eval`` (and ``mode=consistency``) scores with: the checkpoint's own run config, edited
+    by the command line.
 
     A vsynth checkpoint stores the composed config of the run that wrote it (task, model, data, image
     size, evaluation settings), so ``python -m vsynth mode=eval ckpt=PATH`` needs nothing else, and
