@@ -126,7 +126,8 @@ def test_consistency_falls_as_the_demo_warp_grows(seg_cli):
     assert sorted(docs) == [0.0, 1.0, 4.0]
     assert len({d["miou_source"] for d in docs.values()}) == 1  # same model, same sources: the same score
     gen = [docs[w]["miou_generated"] for w in (0.0, 1.0, 4.0)]
-    assert gen[0] >= gen[1] >= gen[2] and gen[0] - gen[2] > 0.01, gen  # measured 0.259 / 0.256 / 0.231
+    # measured 0.259 / 0.256 / 0.231; warp 1 (2-5 px) is close to warp 0 on a model this small
+    assert gen[0] - gen[2] > 0.01 and gen[1] - gen[2] > 0.005 and gen[0] >= gen[1] - 0.005, gen
     assert docs[0.0]["drop"] > 0  # the style change alone costs something
     report = (root / "report.md").read_text()
     assert "## Semantic consistency of the generated images" in report
