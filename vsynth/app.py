@@ -120,7 +120,7 @@ def run_job(cfg: DictConfig, output_dir: Path) -> int:
 
         configure_offline_backends()
         weights = None
-        if cfg.mode == "eval":  # a vsynth checkpoint carries its run's config: task, model, data, image size
+        if cfg.mode in ("eval", "consistency"):  # a vsynth checkpoint carries its run's config: task, model, data, image size
             from vsynth.train.evaluation import eval_config
 
             cfg, weights, note = eval_config(cfg, _command_overrides())
@@ -250,7 +250,11 @@ def _execute(cfg: DictConfig, ctx: RunContext, device, weights=None) -> tuple[di
         from vsynth.train.evaluation import score_checkpoint
 
         return score_checkpoint(cfg, task, ctx), {}
-    raise ConfigError(f"mode must be train, eval or killswitch, got '{cfg.mode}'")
+    if cfg.mode == "consistency":
+        from vsynth.train.evaluation import score_consistency
+
+        return score_consistency(cfg, task, ctx)
+    raise ConfigError(f"mode must be train, eval, consistency or killswitch, got '{cfg.mode}'")
 
 
 def config_yaml(cfg: DictConfig) -> str:

@@ -246,6 +246,19 @@ class Task(ABC):
                 raise
             raise ConfigError(f"task={self.name}: this task has no export ({module} not found)") from None
 
+    def consistency(self, model: nn.Module) -> dict[str, Any]:
+        """``mode=consistency``: how faithful the generated images are to the labels they reuse.
+
+        ``model`` (trained on real data) is scored on the generated images against their source labels and
+        on the source images themselves, per condition and generator, through :meth:`predict_step` and the
+        shared evaluation loop (rank 0 only). Returns the body of ``consistency.json`` (keys:
+        :mod:`vsynth.report.consistency`); may write pictures into ``self.run.samples``.
+        """
+        from vsynth.errors import ConfigError
+
+        raise ConfigError(f"mode=consistency: the {self.name} task has no semantic consistency "
+                          "(generated images scored against their source labels: task=segmentation)")
+
     # ---- pictures ----------------------------------------------------------------------
     def write_batch_samples(self, batch: Any, sources: Sequence[str], out: Path) -> None:
         """Draw one training batch, marked by source, into ``out`` (a PNG)."""

@@ -84,6 +84,19 @@ class SegStats:
 
 
 @dataclass
+class ConsistencyBootstrap:
+    samples: int = 1000
+    seed: int = 0
+    level: float = 0.95
+
+
+@dataclass
+class SegConsistency:
+    bootstrap: ConsistencyBootstrap = field(default_factory=ConsistencyBootstrap)
+    pictures: int = 4
+
+
+@dataclass
 class SegSamples:
     per_batch: int = 16
     predictions: int = 6
@@ -101,6 +114,7 @@ class SegmentationTaskConfig:
     inference: str = "whole"
     slide: Slide = field(default_factory=Slide)
     stats: SegStats = field(default_factory=SegStats)
+    consistency: SegConsistency = field(default_factory=SegConsistency)
     samples: SegSamples = field(default_factory=SegSamples)
 
 

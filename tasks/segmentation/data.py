@@ -181,6 +181,13 @@ def generated_items(layout: SegLayout, gcfg) -> list[SegItem]:
     return items
 
 
+def checked_generated_items(layout: SegLayout, gcfg, classes: Classes) -> list[SegItem]:
+    """:func:`generated_items`, after checking that the generated set's classes (if it has its own) are the real ones."""
+    if layout.generated_classes is not None:
+        check_same_classes({"real": classes.names, "generated": read_classes(layout.generated_classes).names})
+    return generated_items(layout, gcfg)
+
+
 # ---- validation ------------------------------------------------------------------------------
 
 
@@ -250,11 +257,7 @@ def load_data(cfg, layout: SegLayout, sources: Sequence[str]) -> SegData:
             data.train[name] = []
             continue
         elif name == "generated":
-            gcls = classes
-            if layout.generated_classes is not None:
-                gcls = read_classes(layout.generated_classes)
-            check_same_classes({"real": classes.names, "generated": gcls.names})
-            items = generated_items(layout, d.get("generated"))
+            items = checked_generated_items(layout, d.get("generated"), classes)
             check_leakage(items, data.eval)
         else:
             raise ConfigError(f"arm.sources.{name}: the segmentation task has sources 'real' and 'generated'")

@@ -216,6 +216,12 @@ class SegmentationTask(Task):
     def evaluator(self, split: str) -> SegmentationSplitEvaluator:
         return SegmentationSplitEvaluator(self._eval_items(split), self.classes)
 
+    def consistency(self, model: nn.Module) -> dict[str, Any]:
+        """``mode=consistency``: the generated images against their source labels (tasks/segmentation/consistency.py)."""
+        from tasks.segmentation.consistency import score_consistency
+
+        return score_consistency(self, model)
+
     # ---- pictures --------------------------------------------------------------------------------
     def write_batch_samples(self, batch: Any, sources: Sequence[str], out: Path) -> None:
         images = [t.permute(1, 2, 0).cpu().numpy().astype(np.uint8) for t in batch["inputs"]]

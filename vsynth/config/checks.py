@@ -15,7 +15,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from vsynth.errors import ConfigError
 
 #: the ways a job can run (``mode=``)
-MODES = ("train", "eval", "killswitch")
+MODES = ("train", "eval", "killswitch", "consistency")
 
 
 def _unknown_keys(node: Any, prefix: str = "") -> Iterator[str]:

@@ -80,6 +80,8 @@ def write_run_report(ctx: RunContext, metrics: Mapping[str, Any], extra: Mapping
         lines.append("")
         if ctx.is_main and plot_history(history, keys, ctx.dir / "learning_curve.png"):
             lines += ["![validation metrics](learning_curve.png)", ""]
+    for section in extra.get("sections") or ():  # a mode's own findings (e.g. mode=consistency), as markdown lines
+        lines += [*section, ""]
     samples = sorted((ctx.dir / "samples").glob("*.png")) if (ctx.dir / "samples").is_dir() else []
     if samples:
         lines += ["## Samples", ""] + [f"![{p.stem}](samples/{p.name})" for p in samples[:8]] + [""]

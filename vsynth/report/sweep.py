@@ -1,7 +1,8 @@
 """Sum up a sweep: one row per job in summary.csv, tables and plots in report.md.
 
 Works on a finished, partial or still-running sweep: it only reads what each job folder holds
-(``.hydra/overrides.yaml``, ``status.json``, ``metrics.json``, ``composition.json``). Plots:
+(``.hydra/overrides.yaml``, ``status.json``, ``metrics.json``, ``composition.json``, and
+``consistency.json`` in a job or a folder inside it: :mod:`vsynth.report.consistency`). Plots:
 for a numeric swept key (e.g. ``data.ratio``), the metric against that key with mean and spread
 over seeds; for a categorical key (e.g. ``arm``), the values side by side with 95% intervals over
 seeds.
@@ -23,7 +24,7 @@ from vsynth.run.atomic import atomic_write, write_text
 from vsynth.run.status import effective_state
 
 HEADLINE_PREFERENCE = ["test/miou", "test/oks_map", "test/ap", "test/ap50", "test/oks_map50", "test/pck@0.05",
-                       "test/aacc", "test/acc"]
+                       "test/aacc", "test/acc", "consistency/miou_generated", "consistency/drop"]  # last: mode=consistency jobs
 SEED_KEYS = ("seed",)
 
 
@@ -43,7 +44,7 @@ def find_jobs(sweep_dir: Path) -> list[Path]:
     return jobs
 
 
-def _overrides(job: Path) -> dict[str, str]:
+def job_overrides(job: Path) -> dict[str, str]:
     p = job / ".hydra" / "overrides.yaml"
     out: dict[str, str] = {}
     if p.is_file():
@@ -61,7 +62,7 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
         metrics = _read_json(job / "metrics.json") or {}
         comp = _read_json(job / "composition.json") or {}
         row: dict[str, Any] = {"job": job.name}
-        row.update({f"override:{k}": v for k, v in _overrides(job).items()})
+        row.update({f"override:{k}": v for k, v in job_overrides(job).items()})
         row["status"] = effective_state(status or None)  # "stale" for a running job whose process is gone
         row["error"] = status.get("error") or ""
         row["wall_time_s"] = status.get("wall_time_s", "")
@@ -213,12 +214,15 @@ def write_sweep_report(sweep_dir: str | Path) -> Path:
             if plot_key(rows, key, metric, sweep_dir / png):
                 lines += ["", f"![{metric} by {name}]({png})"]
             lines.append("")
-    lines += ["## Jobs", "", "| job | status | " + " | ".join(metrics) + " | wall time (s) | error |",
+    from vsynth.report.consistency import sweep_section
+
+    lines += sweep_section(sweep_dir, find_jobs(sweep_dir), [k.split(":", 1)[1] for k in swept])
+    lines += ["## Jobs", "", "| " + " | ".join(["job", "status", *metrics, "wall time (s)", "error"]) + " |",
               "|---|---|" + "---|" * len(metrics) + "---|---|"]
     for r in rows:
-        vals = " | ".join(f"{r[m]:.4f}" if isinstance(r.get(m), (int, float)) else "" for m in metrics)
+        vals = [f"{r[m]:.4f}" if isinstance(r.get(m), (int, float)) else "" for m in metrics]
         wt = r.get("wall_time_s")
-        lines.append(f"| {r['job']} | {r['status']} | {vals} | {wt if wt != '' else ''} | {r['error']} |")
+        lines.append("| " + " | ".join([r["job"], r["status"], *vals, str(wt), str(r["error"])]) + " |")
     lines.append("")
     report = sweep_dir / "report.md"
     write_text(report, "\n".join(lines))

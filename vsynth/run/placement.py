@@ -9,8 +9,9 @@ read it (``conf/config.yaml``, ``conf/hydra/job_logging/vsynth.yaml``):
 * a folder holding a run of the same task and mode (``resume`` not ``never``): the same run going on
   (resume, or "already done"); its first ``.hydra/`` is kept and this attempt's config goes to
   ``.hydra/attempts/<n>/`` (the resume compares them: :mod:`vsynth.run.drift`);
-* ``mode=eval`` on a folder holding another run: a child folder of its own, ``eval-<split>`` (then
-  ``eval-<split>-1``...), so evaluations stay next to the run they score;
+* ``mode=eval`` (or ``consistency``) on a folder holding any run, an earlier evaluation included: a
+  child folder of its own, ``eval-<split>`` (then ``eval-<split>-1``...; ``consistency``...), so
+  evaluations stay next to the run they score and never replace one another;
 * anything else (another task or mode, ``resume=never``): a new sibling folder ``<folder>-1``...
 
 Under ``torchrun`` or a multi-task SLURM job every process computes the same answer, except for a
@@ -25,6 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HYDRA_SUBDIR = ".hydra"
+#: modes whose rerun in the same folder continues the same run (they keep a resumable state)
+RESUMABLE = ("train", "killswitch")
+#: modes that score a finished model: each start is a record of its own
+SCORING = ("eval", "consistency")
 
 
 @dataclass(frozen=True)
@@ -77,10 +82,11 @@ def _choose(folder: Path, mode: str, task: str, resume: str, split: str) -> Plac
     occupant = _status(folder)
     if occupant is None:
         return Placement(folder, HYDRA_SUBDIR, "new")
-    if occupant.get("mode") == mode and occupant.get("task") == task and str(resume) != "never":
+    if (occupant.get("mode") == mode and mode in RESUMABLE and occupant.get("task") == task
+            and str(resume) != "never"):
         return Placement(folder, str(_claim_attempt(folder).relative_to(folder)), "resume", occupant)
-    if mode == "eval":
-        child = _claim_child(folder, f"eval-{split}")
+    if mode in SCORING:
+        child = _claim_child(folder, f"eval-{split}" if mode == "eval" else mode)
         return Placement(child, str(Path(child.name) / HYDRA_SUBDIR), "eval-child", occupant)
     sib = _claim_sibling(folder)
     return Placement(sib, os.path.relpath(sib / HYDRA_SUBDIR, folder), "sibling", occupant)

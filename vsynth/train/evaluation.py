@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from vsynth.errors import ConfigError
 from vsynth.eval.distributed import local_only
+from vsynth.task import SplitEvaluator
 from vsynth.train.distributed import barrier, broadcast_object
 
 log = logging.getLogger("vsynth.eval")
@@ -46,10 +47,11 @@ class _IndexedCollate:
         return [i for i, _ in items], self.collate([x for _, x in items])
 
 
-def eval_loader(task, split: str) -> DataLoader:
-    """The split's images in a fixed order, batched by ``eval.batch`` with ``eval.workers`` workers."""
+def eval_loader(task, split: str, dataset: Dataset | None = None) -> DataLoader:
+    """The split's images (or ``dataset``'s) in a fixed order, batched by ``eval.batch`` with ``eval.workers``
+    workers."""
     ev = task.cfg.eval
-    dataset = task.eval_dataset(split)
+    dataset = task.eval_dataset(split) if dataset is None else dataset
     limit = ev.get("max_images")
     if limit is not None:
         if int(limit) < 1:
@@ -62,15 +64,23 @@ def eval_loader(task, split: str) -> DataLoader:
                       collate_fn=_IndexedCollate(task.eval_collate))
 
 
-def evaluate(task, model: torch.nn.Module, split: str, outputs: Path | None = None) -> dict[str, Any]:
+def evaluate(task, model: torch.nn.Module, split: str, outputs: Path | None = None, *,
+             dataset: Dataset | None = None, evaluator: SplitEvaluator | None = None) -> dict[str, Any]:
     """Score ``model`` on ``split``; keys without the split prefix. ``outputs``: also write the evaluator's
-    per-image files (predictions and ground truth in standard formats) into that folder."""
-    evaluator = task.evaluator(split)
+    per-image files (predictions and ground truth in standard formats) into that folder.
+
+    ``dataset`` and ``evaluator`` (both or neither) score other images than a split's own through the
+    same loop and prediction step, e.g. the generated images of ``mode=consistency``; ``split`` then
+    only names them.
+    """
+    if (dataset is None) != (evaluator is None):
+        raise ValueError("evaluate(): pass both dataset and evaluator, or neither")
+    evaluator = task.evaluator(split) if evaluator is None else evaluator
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad(), local_only():
-            for indices, batch in eval_loader(task, split):
+            for indices, batch in eval_loader(task, split, dataset):
                 evaluator.process(indices, batch, task.predict_step(model, batch))
             metrics = evaluator.compute()
             if outputs is not None:
@@ -98,7 +108,8 @@ LOCAL_KEYS = ("paths", "device", "trust_checkpoint", "mode", "ckpt", "resume", "
 
 
 def eval_config(cfg, overrides: list[str]):
-    """The config ``mode=eval`` scores with: the checkpoint's own run config, edited by the command line.
+    """The config ``mode=eval`` (and ``mode=consistency``) scores with: the checkpoint's own run config, edited
+    by the command line.
 
     A vsynth checkpoint stores the composed config of the run that wrote it (task, model, data, image
     size, evaluation settings), so ``python -m vsynth mode=eval ckpt=PATH`` needs nothing else, and
@@ -112,8 +123,7 @@ def eval_config(cfg, overrides: list[str]):
 
     from vsynth.train.checkpoint import FORMAT, read_checkpoint, weights_of
 
-    if not cfg.get("ckpt"):
-        raise ConfigError("mode=eval needs ckpt=PATH (a vsynth checkpoint or the backend's own)")
+    _need_ckpt(cfg)
     path = Path(str(cfg.ckpt)).expanduser()
     try:
         obj = read_checkpoint(path, "ckpt")  # plain data only: a vsynth checkpoint needs no allow-list
@@ -127,7 +137,7 @@ def eval_config(cfg, overrides: list[str]):
     groups = {o.key_or_group: o.value() for o in parsed if o.key_or_group in GROUPS}
     same = {g for g, v in groups.items() if OmegaConf.is_dict(stored.get(g)) and stored[g].get("name") == v}
     if set(groups) - same:
-        return cfg, weights, (f"mode=eval: {path} was written by a {obj.get('task')} run; the command line chooses "
+        return cfg, weights, (f"mode={cfg.mode}: {path} was written by a {obj.get('task')} run; the command line chooses "
                               f"{', '.join(f'{g}={v}' for g, v in groups.items())}, so the composed config is used")
     with open_dict(stored):
         for key in LOCAL_KEYS:
@@ -140,19 +150,30 @@ def eval_config(cfg, overrides: list[str]):
                 OmegaConf.update(stored, o.key_or_group, None, merge=False)
             else:
                 OmegaConf.update(stored, o.key_or_group, o.value(), merge=False)
-    return stored, weights, (f"mode=eval: scoring with the config of the {obj.get('task')} run that wrote {path} "
+    return stored, weights, (f"mode={cfg.mode}: scoring with the config of the {obj.get('task')} run that wrote {path} "
                              f"(its task, model, data and image size; {len(parsed)} command-line override(s) applied)")
+
+
+def _need_ckpt(cfg) -> None:
+    if not cfg.get("ckpt"):
+        what = ("a segmentation model trained on real data only, e.g. an arm=base run's checkpoints/best.pt"
+                if cfg.mode == "consistency" else "a vsynth checkpoint or the backend's own")
+        raise ConfigError(f"mode={cfg.mode} needs ckpt=PATH ({what})")
+
+
+def _read_ckpt(cfg, task) -> Path:
+    """``ckpt``'s path, its weights read first: a bad or unsafe file fails before any data is read."""
+    _need_ckpt(cfg)
+    task.read_weights(cfg.ckpt, "ckpt")
+    return Path(str(cfg.ckpt)).expanduser()
 
 
 def score_checkpoint(cfg, task, run) -> dict[str, Any]:
     """``mode=eval``: score ``ckpt`` on ``eval.split`` and record it like any other run."""
-    if not cfg.get("ckpt"):
-        raise ConfigError("mode=eval needs ckpt=PATH (a vsynth checkpoint or the backend's own)")
-    task.read_weights(cfg.ckpt, "ckpt")  # first: a bad or unsafe file fails before any data is read
+    path = _read_ckpt(cfg, task)
     split = str(cfg.eval.split)
     if split not in task.eval_splits():
         raise ConfigError(f"eval.split={split}: this task has splits {list(task.eval_splits())}")
-    path = Path(str(cfg.ckpt)).expanduser()
     model = task.load_for_eval(path).to(task.device).eval()
     metrics = evaluate_on_rank0(task, model, split, run.is_main, outputs=run.dir if run.is_main else None)
     metrics["eval/ckpt"] = str(path.resolve())
@@ -161,3 +182,39 @@ def score_checkpoint(cfg, task, run) -> dict[str, Any]:
     if run.is_main:
         task.write_prediction_samples(model, split, run.samples)
     return metrics
+
+
+def score_consistency(cfg, task, run) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``mode=consistency``: ``ckpt`` (a model trained on real data) on the generated images against the labels
+    they reuse, next to the same model on their source images (:meth:`vsynth.task.Task.consistency`).
+
+    Writes ``consistency.json`` (:mod:`vsynth.report.consistency` names its keys) and returns the run's
+    metrics (``consistency/...``) and its report.md section. Rank 0 scores; the others wait for it.
+    """
+    from omegaconf import OmegaConf
+
+    from vsynth.report.consistency import consistency_metrics, consistency_section, refresh_sweep, trained_on
+    from vsynth.task import Task
+
+    if type(task).consistency is Task.consistency:
+        task.consistency(None)  # raises: this task has no semantic consistency
+    path = _read_ckpt(cfg, task)
+    weights = task.read_weights(path, "ckpt")
+    origin = trained_on(OmegaConf.create(weights.config)) if weights.kind == "vsynth" and weights.config else None
+    if origin is None:
+        log.warning("%s carries no record of its training data (not a vsynth checkpoint): make sure it was trained "
+                    "on real data only, or consistency.json describes the model, not the generated images", path)
+    elif not origin["real_only"]:
+        log.warning("%s was trained on %s, not on real data only: its score on generated images is not the "
+                    "semantic consistency of the generated images", path, origin["description"])
+    model = task.load_for_eval(path).to(task.device).eval()
+    doc: dict[str, Any] | None = None
+    if run.is_main:
+        doc = {"ckpt": str(path.resolve()), "model": origin, **task.consistency(model)}
+        run.write_json("consistency.json", doc)
+        log.info("wrote %s", run.dir / "consistency.json")
+    barrier()
+    doc = broadcast_object(doc)
+    if run.is_main:
+        refresh_sweep(run.dir)
+    return consistency_metrics(doc), {"sections": [consistency_section(doc)]}
