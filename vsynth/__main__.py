@@ -45,7 +45,7 @@ def _hydra_main(cfg: DictConfig) -> int:
 def _eval_groups(argv: list[str]) -> list[str]:
     """``mode=eval ckpt=PATH`` with a vsynth checkpoint: the config groups of the run that wrote it.
 
-    Hydra composes before vsynth runs; composing the checkpoint's own task and data groups (unless the
+    Hydra composes before vsynth runs; composing the checkpoint's own task, data and arm groups (unless the
     command line names them) means ``python -m vsynth mode=eval ckpt=PATH data.real.test.coco=...`` works
     for any task without ``task=``. The checkpoint is only peeked at here (memory-mapped, plain data).
     """
@@ -61,7 +61,7 @@ def _eval_groups(argv: list[str]) -> list[str]:
         return []
     stored = OmegaConf.create(text)
     out = []
-    for group in ("task", "data"):
+    for group in ("task", "data", "arm"):
         name = OmegaConf.select(stored, f"{group}.name")
         if group not in pairs and name and (conf_dir() / group / f"{name}.yaml").is_file():
             out.append(f"{group}={name}")

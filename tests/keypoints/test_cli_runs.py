@@ -105,3 +105,21 @@ def test_eval_from_the_checkpoint_alone(kp_cache, arm_b_run, tmp_path):
     for k in ("test/oks_map", "test/oks_map50", "test/pck@0.05", "test/box_map50"):
         assert ev[k] == pytest.approx(trained[k], abs=1e-9), k
     assert "scoring with the config of the keypoints run that wrote" in (rd / "run.log").read_text()
+
+
+def test_resume_mid_epoch_is_exact(kp_cli, tmp_path):
+    """Stopped mid-epoch and resumed, the run ends with the same weights as one that never stopped
+    (ultralytics' mosaic partners must not depend on what the process loaded before)."""
+    import torch
+
+    p, straight = kp_cli("arm=B", "trainer.length=2", run_dir=tmp_path / "straight")
+    assert p.returncode == 0, p.stderr[-3000:]
+    p, resumed = kp_cli("arm=B", "trainer.length=2", "trainer.stop_at_step=2", run_dir=tmp_path / "resumed")
+    assert p.returncode == 3, p.stderr[-3000:]
+    p, _ = kp_cli("arm=B", "trainer.length=2", run_dir=resumed)
+    assert p.returncode == 0, p.stderr[-3000:]
+    a = torch.load(straight / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(resumed / "checkpoints" / "last.pt", weights_only=True)
+    assert a["step"] == b["step"] and a["step"] > 2
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k

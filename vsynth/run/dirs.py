@@ -27,7 +27,10 @@ _claimed: dict[str, str] = {}
 _SAFE = re.compile(r"[^A-Za-z0-9._=,+@-]+")
 _LAST_KEYS = ("seed",)
 # overrides that say where or how to run, not what: never part of a job's identity
-_EXCLUDED_PREFIXES = ("hydra.", "hydra/", "paths.", "resume", "trainer.workers", "trainer.threads", "trainer.stop_at_step", "device")
+_EXCLUDED_PREFIXES = ("hydra.", "hydra/", "paths.", "resume", "trainer.workers", "trainer.threads", "trainer.stop_at_step",
+                      "trainer.pin_memory", "trainer.persistent_workers", "trainer.cudnn_benchmark",
+                      "trainer.channels_last", "trainer.progress_bar", "trainer.log_interval", "trainer.tensorboard",
+                      "eval.batch", "eval.workers", "trust_checkpoint", "device")
 
 
 def claim(path: Path, first_suffix: int = 1) -> Path:
