@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.vsynth-installed
 PIP    := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: install demo test test-slow bench clean-outputs
+.PHONY: install demo test test-slow bench docs clean-outputs
 
 # Versions pinned in requirements.lock are known to work together (torch 2.15 + torchvision
 # 0.29.2 from PyPI, pixeltable-yolox, onedl-mmsegmentation + mmcv-lite + mmengine); vsynth itself
@@ -35,6 +35,11 @@ bench: $(STAMP)
 	$(PY) benchmarks/file_to_number.py
 	$(PY) benchmarks/detection_speed.py
 	$(PY) benchmarks/segmentation_speed.py
+
+# The docs site (mkdocs.yml, docs/): built offline, every link and page checked (--strict), into site/
+# (git-ignored). Serve it while editing: .venv/bin/mkdocs serve
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 clean-outputs:
 	rm -rf outputs
