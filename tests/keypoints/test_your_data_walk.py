@@ -1,5 +1,5 @@
-"""README's keypoints "Your data" walk, command for command, on a small COCO keypoints dataset drawn
-here: convert three splits into one folder, check it, train. Only the paths change (``/data/`` ->
+"""The keypoints page's "Your data" walk (docs/tasks/keypoints.md), command for command, on a small COCO
+keypoints dataset drawn here: convert three splits into one folder, check it, train. Only the paths change (``/data/`` ->
 a temporary folder), plus settings that make training take seconds."""
 
 from __future__ import annotations
@@ -20,21 +20,21 @@ FAST = ["trainer.length=1", "trainer.threads=1", "trainer.batch_size=8", "traine
         "trainer.tensorboard=false"]
 
 
-def readme_walk() -> list[str]:
-    """The commands of steps 1-3 of the keypoints "Your data" section, continuation lines joined."""
-    text = (REPO / "README.md").read_text()
-    section = text[text.index("### Your data\n\nFrom COCO keypoints files"):]
+def docs_walk() -> list[str]:
+    """The commands of steps 1-3 of the keypoints page's "Your data" section, continuation lines joined."""
+    text = (REPO / "docs" / "tasks" / "keypoints.md").read_text()
+    section = text[text.index("## Your data\n\nFrom COCO keypoints files"):]
     section = section[: section.index("4. With a synthetic source")]
     blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
     lines = "\n".join(blocks).replace("\\\n", " ").splitlines()
     return [" ".join(ln.split()) for ln in lines if ln.strip()]
 
 
-def test_readme_your_data_walk(tmp_path: Path, kp_cache: Path) -> None:
+def test_docs_your_data_walk(tmp_path: Path, kp_cache: Path) -> None:
     make_coco_pose(tmp_path / "mydata")
     env = dict(os.environ, PYTHONPATH=str(REPO), VSYNTH_CACHE=str(kp_cache),
                YOLO_CONFIG_DIR=str(kp_cache / "ultralytics"))
-    commands = readme_walk()
+    commands = docs_walk()
     assert [c.split()[2:4] for c in commands] == [["vsynth.data", "convert-coco-pose"]] * 3 + [
         ["vsynth.data", "check"], ["vsynth", "task=keypoints"]]
     outputs = []

@@ -13,7 +13,7 @@ import numpy as np
 KEYPOINT_NAMES = ["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
                   "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
                   "right_knee", "left_ankle", "right_ankle"]
-# COCO's person sigmas (pycocotools' defaults), the ones README's walk passes with --sigmas
+# COCO's person sigmas (pycocotools' defaults), the ones the docs' walk (docs/tasks/keypoints.md) passes with --sigmas
 SIGMAS = [0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087,
           0.087, 0.089, 0.089]
 FLIP_IDX = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
