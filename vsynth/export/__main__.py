@@ -12,8 +12,8 @@
   KEY=VALUE  any other dotted key edits the run's config before the model is rebuilt, e.g.
              data.real.yaml=/new/place/data.yaml when the data the names come from has moved
 
-What is written, per task (and how to load it without vsynth) is in the README, "Your model, out",
-and in ``out/export.json``. Bad input is one line on stderr, ``vsynth.export: error: ...`` naming the
+What is written, per task (and how to load it without vsynth) is in docs/export.md and in
+``out/export.json``. Bad input is one line on stderr, ``vsynth.export: error: ...`` naming the
 key or file, exit status 2; nothing is written then.
 """
 
