@@ -38,7 +38,8 @@ def _sweep(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     if not args.sweep_dir.is_dir():
         return _error(f"{args.sweep_dir}: no such folder")
-    from vsynth.report.sweep import find_jobs, write_sweep_report
+    from vsynth.report.jobs import find_jobs
+    from vsynth.report.sweep import write_sweep_report
 
     if not find_jobs(args.sweep_dir):
         return _error(f"{args.sweep_dir}: no job folders (with .hydra/overrides.yaml) inside")
@@ -138,8 +139,11 @@ def _compare(argv: list[str]) -> int:
           f"test images{share}")
     for note in res["notes"]:
         print(f"  {note}")
-    print(f"Smallest detectable A - B ({pw['power']:.0%} power, {pw['alpha']:g} two-sided): {pw['mde'] * 100:.2f} pp")
-    if args.gate:
+    if pw.get("reason"):
+        print(f"Power: {pw['reason']}")
+    else:
+        print(f"Smallest detectable A - B ({pw['power']:.0%} power, {pw['alpha']:g} two-sided): {pw['mde'] * 100:.2f} pp")
+    if args.gate and not pw.get("reason"):
         s, m = pw["seeds_needed"], pw["images_needed"]
         seeds = f"{s['seeds']} seeds per arm at {s['images']} test images" if s["seeds"] else s["reason"]
         images = f"{m['images']} test images at the current seeds" if m["images"] else ""
