@@ -19,7 +19,8 @@ log = logging.getLogger("vsynth.report")
 
 
 def _refresh(sweep_dir: Path) -> Path | None:
-    from vsynth.report.sweep import find_jobs, write_sweep_report
+    from vsynth.report.jobs import find_jobs
+    from vsynth.report.sweep import write_sweep_report
 
     if sweep_dir.is_dir() and find_jobs(sweep_dir):
         return write_sweep_report(sweep_dir)

@@ -11,17 +11,19 @@ seeds.
 from __future__ import annotations
 
 import csv
+import logging
 import json
 import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-
+from vsynth.report.jobs import find_jobs, job_overrides
 from vsynth.run.atomic import atomic_write, write_text
 from vsynth.run.status import effective_state
+
+log = logging.getLogger("vsynth.report")
 
 HEADLINE_PREFERENCE = ["test/miou", "test/oks_map", "test/ap", "test/ap50", "test/oks_map50", "test/pck@0.05",
                        "test/aacc", "test/acc", "consistency/miou_generated", "consistency/drop"]  # last: mode=consistency jobs
@@ -33,26 +35,6 @@ def _read_json(p: Path) -> Any:
         return json.loads(p.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-
-
-def find_jobs(sweep_dir: Path) -> list[Path]:
-    """Job folders: any folder below the root holding ``.hydra/overrides.yaml`` or ``status.json``."""
-    jobs = []
-    for p in sorted(sweep_dir.iterdir()):
-        if p.is_dir() and not p.name.startswith(".") and ((p / ".hydra" / "overrides.yaml").is_file() or (p / "status.json").is_file()):
-            jobs.append(p)
-    return jobs
-
-
-def job_overrides(job: Path) -> dict[str, str]:
-    p = job / ".hydra" / "overrides.yaml"
-    out: dict[str, str] = {}
-    if p.is_file():
-        for o in yaml.safe_load(p.read_text()) or []:
-            if "=" in o and not o.startswith("hydra"):
-                k, v = o.split("=", 1)
-                out[k.lstrip("+~")] = v
-    return out
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -227,3 +209,13 @@ def write_sweep_report(sweep_dir: str | Path) -> Path:
     report = sweep_dir / "report.md"
     write_text(report, "\n".join(lines))
     return report
+
+
+def refresh_sweep(run_dir: Path) -> None:
+    """A run written inside a sweep's job folder (e.g. ``<job>/consistency``) rewrites that sweep's report."""
+    job, root = Path(run_dir).parent, Path(run_dir).parent.parent
+    try:
+        if (root / "summary.csv").is_file() and job in find_jobs(root):
+            log.info("Sweep report: %s", write_sweep_report(root))
+    except Exception as e:  # noqa: BLE001  (the run's own records are written; a report problem must not fail it)
+        log.warning("could not refresh the sweep report of %s: %s", root, e)
