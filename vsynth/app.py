@@ -17,13 +17,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from vsynth.errors import ConfigError, VsynthError
+from vsynth.errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_OK, EXIT_USER_ERROR, ConfigError, VsynthError
 from vsynth.run.context import RunContext
 from vsynth.run.status import Status, read_status
 
 log = logging.getLogger("vsynth")
 
-EXIT_OK, EXIT_BUG, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3
 
 
 def _trace_logger() -> logging.Logger:
@@ -213,6 +212,10 @@ def _set_threads(threads: Any) -> None:
     log.info("trainer.threads=%d: torch uses %d CPU thread(s)", n, n)
 
 
+#: modes that are experiments of several runs, and the preset that configures each
+EXPERIMENTS = {"killswitch": "kill_switch"}
+
+
 def _command_overrides() -> list[str]:
     """The command line's ``key=value`` overrides (empty outside Hydra)."""
     try:
@@ -224,14 +227,13 @@ def _command_overrides() -> list[str]:
 
 
 def _execute(cfg: DictConfig, ctx: RunContext, device, weights=None) -> tuple[dict[str, Any], dict[str, Any]]:
-    from hydra.utils import get_class
+    from hydra.utils import get_class, get_method
 
-    from vsynth.errors import ConfigError
-
-    if cfg.mode == "killswitch":  # an experiment of several runs: base, control and treatment, then a verdict
-        from vsynth.experiments.killswitch import run_killswitch
-
-        return run_killswitch(cfg, ctx)
+    experiment = cfg.get(cfg.mode) if cfg.mode in EXPERIMENTS else None
+    if cfg.mode in EXPERIMENTS:  # an experiment of several runs (the kill switch): found by its config's _target_
+        if experiment is None or not experiment.get("_target_"):
+            raise ConfigError(f"mode={cfg.mode} needs a {cfg.mode} section (use experiment={EXPERIMENTS[cfg.mode]})")
+        return get_method(str(experiment._target_))(cfg, ctx)
     target = cfg.task.get("_target_")
     try:
         task_cls = get_class(target)

@@ -152,6 +152,15 @@ class DataConfig:
     batches_per_epoch: Optional[int] = None
 
 
+@dataclass
+class SampleGrids:
+    """``task.samples`` of the tasks that draw boxes or keypoints: pictures in the run folder's samples/."""
+
+    per_source: int = 8
+    predictions: int = 8
+    score: float = 0.25
+
+
 # ---- experiments --------------------------------------------------------------------------------------
 
 
@@ -173,12 +182,13 @@ class BootstrapConfig:
 
 @dataclass
 class KillSwitchConfig:
-    control: str = "B"
-    treatment: str = "A"
+    _target_: str = "vsynth.experiments.killswitch.run_killswitch"
+    control: Any = "B"  # an arm name, or {arm: NAME, label: LABEL, overrides: [...]}
+    treatment: Any = "A"
     seeds: List[int] = field(default_factory=lambda: [0])
     margin: float = 0.02
     metric: str = "oks_map"
-    metrics: List[str] = field(default_factory=lambda: ["oks_map"])
+    metrics: List[str] = field(default_factory=lambda: ["oks_map"])  # the kill_switch preset: the task's headline
     split: str = "test"
     base: KillSwitchBaseConfig = field(default_factory=KillSwitchBaseConfig)
     reuse: Dict[str, Any] = field(default_factory=dict)

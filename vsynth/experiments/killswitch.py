@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -43,16 +44,43 @@ from vsynth.report.killswitch import ArmSummary, build_summary, finite, pp, writ
 log = logging.getLogger("vsynth.killswitch")
 
 
+@dataclass(frozen=True)
+class Role:
+    """The control or the treatment: a ``conf/arm`` option plus overrides that make it (for arms that share a
+    config, e.g. ``ratio`` with ``data.ratio=1.0`` vs ``0.5``), under a label that names its runs."""
+
+    arm: str
+    label: str
+    overrides: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, node: Any, key: str) -> "Role":
+        """``killswitch.control: B`` or ``{arm: ratio, label: real-only, overrides: [data.ratio=1.0]}``."""
+        from omegaconf import OmegaConf
+
+        if isinstance(node, str):
+            return cls(node, node)
+        if OmegaConf.is_config(node):
+            node = OmegaConf.to_container(node, resolve=True)
+        if not isinstance(node, Mapping) or not node.get("arm"):
+            raise ConfigError(f"{key} must be an arm name or {{arm: NAME, label: LABEL, overrides: [...]}}, got {node!r}")
+        return cls(str(node["arm"]), str(node.get("label") or node["arm"]), tuple(str(o) for o in node.get("overrides") or ()))
+
+
 # ---- orchestration ---------------------------------------------------------------------------
 
 _OWN_KEYS = ("mode", "arm", "seed", "init", "name", "ckpt", "experiment")
 
 
 def passthrough_overrides(overrides: Sequence[str]) -> list[str]:
-    """The experiment command's overrides that every arm run inherits (not its own control keys)."""
+    """The experiment command's overrides that every arm run inherits (not its own control keys; of Hydra's,
+    only ``hydra.searchpath``, where the user's own config groups and experiments are found)."""
     out = []
     for o in overrides:
         key = o.split("=", 1)[0].lstrip("+~")
+        if key == "hydra.searchpath":
+            out.append(o)
+            continue
         if key.startswith(("hydra.", "hydra/", "killswitch.", "killswitch")) or key in _OWN_KEYS:
             continue
         out.append(o)
@@ -70,6 +98,19 @@ def _command_overrides(ctx) -> list[str]:
             import yaml
 
             return list(yaml.safe_load(p.read_text()) or [])
+    return []
+
+
+def _search_path_override() -> list[str]:
+    """``hydra.searchpath=[...]`` as the experiment was composed with (Hydra keeps it out of the task's overrides)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        for o in HydraConfig.get().overrides.hydra:
+            if o.split("=", 1)[0].lstrip("+~") == "hydra.searchpath":
+                return [o]
+    except Exception:  # noqa: BLE001
+        pass
     return []
 
 
@@ -111,18 +152,19 @@ class Orchestrator:
         exp = _experiment_choice(self.ctx)
         if exp:
             args.append(f"experiment={exp}")
-        args += passthrough_overrides(_command_overrides(self.ctx))
+        args += passthrough_overrides([*_command_overrides(self.ctx), *_search_path_override()])
         return args
 
-    def spec(self, arm: str, seed: int, name: str, init: str | None, mode: str = "train", ckpt: str | None = None,
+    def spec(self, arm: str | Role, seed: int, name: str, init: str | None, mode: str = "train", ckpt: str | None = None,
              baseline: bool = False, label: str = "") -> RunSpec:
         """One run of the experiment: ``<root>/<name>``, the command's own overrides plus the arm's."""
+        role = arm if isinstance(arm, Role) else Role(arm, arm)
         extra = (self.ks.base.get("overrides") if baseline else self.ks.get("overrides")) or []
-        overrides = [*self.base_args, *[str(o) for o in extra], f"mode={mode}", f"arm={arm}", f"seed={seed}",
-                     f"name={self.cfg.task.name}-{arm}", f"init={init}" if init else "init=null"]
+        overrides = [*self.base_args, *[str(o) for o in extra], *role.overrides, f"mode={mode}", f"arm={role.arm}",
+                     f"seed={seed}", f"name={self.cfg.task.name}-{role.label}", f"init={init}" if init else "init=null"]
         if ckpt:
             overrides.append(f"ckpt={ckpt}")
-        return RunSpec(name, label or f"arm {arm} (seed {seed})", overrides)
+        return RunSpec(name, label or f"arm {role.label} (seed {seed})", overrides)
 
     def launch(self, specs: Sequence[RunSpec]) -> list[dict[str, Any]]:
         """Run the specs (skipping finished ones) through the configured launcher; their metrics.json."""
@@ -187,50 +229,58 @@ class Orchestrator:
             v = values.get(m)
             summary.values[m] = [float(v)] if v is not None else [float("nan")]
 
-    def _describe(self, arm: str) -> str:
+    def _describe(self, role: str | Role) -> str:
+        """The arm's description (``conf/arm/<arm>.yaml``), with the role's overrides."""
+        role = role if isinstance(role, Role) else Role(role, role)
         try:
             from omegaconf import OmegaConf
 
             from vsynth.paths import conf_dir
 
-            p = conf_dir() / "arm" / f"{arm}.yaml"
-            return str(OmegaConf.load(p).get("description", "")) if p.is_file() else ""
+            p = conf_dir() / "arm" / f"{role.arm}.yaml"
+            node = OmegaConf.load(p) if p.is_file() else {}
+            text = str((node.get("arm") or node).get("description", "")) if node else ""
         except Exception:  # noqa: BLE001
-            return ""
+            text = ""
+        return f"{text} ({', '.join(role.overrides)})" if role.overrides else text
 
-    def _reused(self, arm_name: str) -> ArmSummary | None:
-        """An arm taken from finished runs (``killswitch.reuse.<arm>``), or None."""
-        reuse = (self.ks.get("reuse") or {}).get(arm_name)
+    def _reused(self, role: Role) -> ArmSummary | None:
+        """An arm taken from finished runs (``killswitch.reuse.<label>``), or None."""
+        reuse = (self.ks.get("reuse") or {}).get(role.label)
         if not reuse:
             return None
-        summary = ArmSummary(name=arm_name, description=self._describe(arm_name))
+        summary = ArmSummary(name=role.label, description=self._describe(role))
         for r in [reuse] if isinstance(reuse, str) else list(reuse):
             run = Path(str(r)).expanduser().resolve()
             m = _read_json(run / "metrics.json")
             if not m:
-                raise ConfigError(f"killswitch.reuse.{arm_name}={run}: no metrics.json (not a finished vsynth run)")
+                raise ConfigError(f"killswitch.reuse.{role.label}={run}: no metrics.json (not a finished vsynth run)")
             self._collect(summary, m, run, _read_json(run / "status.json").get("seed"))
         summary.origin = "reused " + ", ".join(summary.runs)
         return summary
 
-    def arms(self, names: Sequence[str], start: str | None) -> list[ArmSummary]:
+    def arms(self, roles: Sequence[Role], start: str | None) -> list[ArmSummary]:
         """Every seed of every arm not reused, as one stage of runs (in parallel with a launcher)."""
-        summaries = {n: self._reused(n) for n in names}
-        specs = [(n, seed, self.spec(n, seed, f"{n}-seed{seed}", start)) for n in names if summaries[n] is None
-                 for seed in self.seeds]
+        if len({r.label for r in roles}) < len(roles):
+            raise ConfigError(f"killswitch.control and killswitch.treatment need different labels, got "
+                              f"{[r.label for r in roles]} (set label: in one of them)")
+        summaries = {r.label: self._reused(r) for r in roles}
+        specs = [(r, seed, self.spec(r, seed, f"{r.label}-seed{seed}", start)) for r in roles
+                 if summaries[r.label] is None for seed in self.seeds]
         results = self.launch([spec for _, _, spec in specs])
-        for (n, seed, spec), m in zip(specs, results):
-            if summaries[n] is None:
-                summaries[n] = ArmSummary(name=n, description=self._describe(n))
-            self._collect(summaries[n], m, self.runs.folder(spec), seed)
-        return [summaries[n] for n in names]
+        for (r, seed, spec), m in zip(specs, results):
+            if summaries[r.label] is None:
+                summaries[r.label] = ArmSummary(name=r.label, description=self._describe(r))
+            self._collect(summaries[r.label], m, self.runs.folder(spec), seed)
+        return [summaries[r.label] for r in roles]
 
     def run(self) -> tuple[dict[str, Any], dict[str, Any]]:
         t0 = time.time()
         base, start = self.baseline()
         log.info("Baseline %s: %s (%s); arms start from %s", base.name,
                  ", ".join(f"{m}={base.mean(m):.4f}" for m in self.metrics), base.origin, start or "fresh weights")
-        control, treatment = self.arms([str(self.ks.control), str(self.ks.treatment)], start)
+        control, treatment = self.arms([Role.parse(self.ks.control, "killswitch.control"),
+                                        Role.parse(self.ks.treatment, "killswitch.treatment")], start)
         contribution = self._compare(treatment, control)
         summary = build_summary(base, control, treatment, metrics=self.metrics, metric=self.metric,
                                 margin=float(self.ks.margin), contribution=contribution)
@@ -314,6 +364,4 @@ class Orchestrator:
 
 def run_killswitch(cfg, ctx) -> tuple[dict[str, Any], dict[str, Any]]:
     """``mode=killswitch``: run the experiment in ``ctx.dir``; (metrics for metrics.json, extra)."""
-    if cfg.get("killswitch") is None:
-        raise ConfigError("mode=killswitch needs a killswitch section (use experiment=kill_switch)")
     return Orchestrator(cfg, ctx).run()
