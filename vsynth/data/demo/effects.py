@@ -14,6 +14,13 @@ that the analyses find them, and stay quiet when they are off:
   and shift of the style transfer, each multiplied by it). Generated images reuse their source
   labels, so the warp misaligns them: 0 = aligned, 1 = the demo's usual slight misalignment
   (±1°, ±2 %, 2-5 px), larger = label-breaking.
+* ``keypoint_scramble``: the fraction of *synthetic* vehicles whose keypoint labels are shuffled
+  among their own labelled points (the failure of an exporter with a broken keypoint map): each
+  keypoint name then sits at another point of the same vehicle. It breaks what the labels teach
+  without touching the pixels, so a model trained with that synthetic data scores measurably
+  lower on the real test set: the demo's known negative A - B (``experiment=kill_switch_planted``).
+  Whether a vehicle is scrambled and how is drawn from its own random stream whatever the fraction,
+  so a larger fraction scrambles the same vehicles plus more (0 = off, 1 = every synthetic vehicle).
 
 With nothing injected (no shift, warp 1) the world, its cache key and every demo figure are
 exactly what they were before effects existed. Worlds with effects record them in ``meta.json``
@@ -46,6 +53,7 @@ class Effects:
 
     keypoint_shift: KeypointShift | None = None
     generated_warp: float = 1.0
+    keypoint_scramble: float = 0.0
 
     def cache_params(self) -> dict[str, Any]:
         """What goes into the world's cache key and meta.json: {} when nothing is injected."""
@@ -55,6 +63,8 @@ class Effects:
                                      "offset": [float(v) for v in self.keypoint_shift.offset]}
         if self.generated_warp != 1.0:
             out["generated_warp"] = float(self.generated_warp)
+        if self.keypoint_scramble != 0.0:
+            out["keypoint_scramble"] = float(self.keypoint_scramble)
         return out
 
 
@@ -85,13 +95,17 @@ def _number(value: Any, key: str) -> float:
 
 def effects_from_config(section: Any, key: str = "data.demo.effects") -> Effects:
     """``data.demo.effects`` (a mapping or None) as :class:`Effects`; bad values name ``key``.subkey."""
-    section = _mapping(section, key, ("keypoint_shift", "generated_warp"), "effect")
+    section = _mapping(section, key, ("keypoint_shift", "generated_warp", "keypoint_scramble"), "effect")
     if section is None:
         return NO_EFFECTS
     warp = _number(section.get("generated_warp", 1.0), f"{key}.generated_warp")
     if warp < 0:
         raise ConfigError(f"{key}.generated_warp: expected a strength >= 0, got {warp}")
-    return Effects(keypoint_shift=_shift(section.get("keypoint_shift"), f"{key}.keypoint_shift"), generated_warp=warp)
+    scramble = _number(section.get("keypoint_scramble", 0.0), f"{key}.keypoint_scramble")
+    if not 0.0 <= scramble <= 1.0:
+        raise ConfigError(f"{key}.keypoint_scramble: expected a fraction of synthetic vehicles in [0, 1], got {scramble}")
+    return Effects(keypoint_shift=_shift(section.get("keypoint_shift"), f"{key}.keypoint_shift"), generated_warp=warp,
+                   keypoint_scramble=scramble)
 
 
 def _shift(section: Any, key: str) -> KeypointShift | None:
@@ -137,6 +151,21 @@ def shift_keypoints(kpts: np.ndarray, area: float, shift: KeypointShift | None, 
             continue
         x, y = out[i, 0] + shift.offset[0] * scale, out[i, 1] + shift.offset[1] * scale
         out[i] = (x, y, out[i, 2]) if (0.0 <= x < width and 0.0 <= y < height) else (0.0, 0.0, 0.0)
+    return out
+
+
+def scramble_keypoints(kpts: np.ndarray, rng: np.random.Generator, fraction: float) -> np.ndarray:
+    """(K, 3) keypoints of one vehicle, shuffled among its labelled points with probability ``fraction``.
+
+    Two draws are made from ``rng`` whatever ``fraction`` is (whether, and the permutation), so the
+    vehicles scrambled at a fraction are among those scrambled at any larger one.
+    """
+    out = np.array(kpts, dtype=np.float64, copy=True)
+    labelled = np.flatnonzero(out[:, 2] > 0)
+    chosen = rng.random() < fraction
+    order = rng.permutation(labelled.size)
+    if chosen:
+        out[labelled] = out[labelled[order]]
     return out
 
 
