@@ -229,6 +229,10 @@ def _execute(cfg: DictConfig, ctx: RunContext, device, weights=None) -> tuple[di
         from vsynth.experiments.killswitch import run_killswitch
 
         return run_killswitch(cfg, ctx)
+    if cfg.mode == "datavalue":  # an experiment of several runs: learning curves with and without the extra data
+        from vsynth.experiments.data_value import run_data_value
+
+        return run_data_value(cfg, ctx)
     target = cfg.task.get("_target_")
     try:
         task_cls = get_class(target)
@@ -247,7 +251,7 @@ def _execute(cfg: DictConfig, ctx: RunContext, device, weights=None) -> tuple[di
         from vsynth.train.evaluation import score_checkpoint
 
         return score_checkpoint(cfg, task, ctx), {}
-    raise ConfigError(f"mode must be train, eval or killswitch, got '{cfg.mode}'")
+    raise ConfigError(f"mode must be train, eval, killswitch or datavalue, got '{cfg.mode}'")
 
 
 def config_yaml(cfg: DictConfig) -> str:

@@ -38,6 +38,10 @@ from typing import Any, Mapping, Sequence
 
 from vsynth.errors import ConfigError, VsynthError
 from vsynth.experiments.launch import RunSpec, Runs
+from vsynth.experiments.overrides import command_overrides as _command_overrides
+from vsynth.experiments.overrides import experiment_choice as _experiment_choice
+from vsynth.experiments.overrides import passthrough_overrides as _passthrough
+from vsynth.experiments.overrides import read_json as _read_json
 from vsynth.report.killswitch import ArmSummary, build_summary, finite, pp, write_outputs
 
 log = logging.getLogger("vsynth.killswitch")
@@ -45,48 +49,9 @@ log = logging.getLogger("vsynth.killswitch")
 
 # ---- orchestration ---------------------------------------------------------------------------
 
-_OWN_KEYS = ("mode", "arm", "seed", "init", "name", "ckpt", "experiment")
-
-
 def passthrough_overrides(overrides: Sequence[str]) -> list[str]:
     """The experiment command's overrides that every arm run inherits (not its own control keys)."""
-    out = []
-    for o in overrides:
-        key = o.split("=", 1)[0].lstrip("+~")
-        if key.startswith(("hydra.", "hydra/", "killswitch.", "killswitch")) or key in _OWN_KEYS:
-            continue
-        out.append(o)
-    return out
-
-
-def _command_overrides(ctx) -> list[str]:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return list(HydraConfig.get().overrides.task)
-    except Exception:  # noqa: BLE001  (not under Hydra: read what Hydra saved)
-        p = Path(ctx.dir) / ".hydra" / "overrides.yaml"
-        if p.is_file():
-            import yaml
-
-            return list(yaml.safe_load(p.read_text()) or [])
-    return []
-
-
-def _experiment_choice(ctx) -> str | None:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return HydraConfig.get().runtime.choices.get("experiment")
-    except Exception:  # noqa: BLE001
-        return None
-
-
-def _read_json(p: Path) -> dict[str, Any]:
-    try:
-        return json.loads(p.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
+    return _passthrough(overrides, sections=("killswitch",))
 
 
 class Orchestrator:

@@ -15,11 +15,12 @@ source). This module turns their test results into the answer:
 3. the interval: a two-level bootstrap (:mod:`vsynth.report.uncertainty`): each resample draws every
    cell's seeds with replacement and one set of test images shared by every run, re-scores every
    run on those images from its per-image evaluator state, refits the real-only curve and recomputes
-   every worth. The percentile interval's deviations from the estimate are widened by t/z at the
-   Welch-Satterthwaite degrees of freedom of that size's with-extra vs real-only difference, as the
-   kill switch's t interval is (two or three seeds estimate training noise poorly); a bound that falls
-   outside the measured range is open ("below" / "beyond"). Runs without per-image test files are
-   resampled over seeds only.
+   every worth; the interval is the resamples' percentile interval. As the kill switch's t interval
+   does (two or three seeds estimate training noise poorly), each resampled mean's deviation from its
+   estimate is widened by t/z, t at the Welch-Satterthwaite degrees of freedom of that size's
+   with-extra vs real-only difference. A bound past the measured range is open ("below" / "beyond").
+   Runs without per-image test files are resampled over seeds only. A real-only curve that does not
+   rise at all (a flat fit) cannot price anything in frames: status ``flat``.
 
 Outputs: ``data_value.json`` (stable keys, see :func:`analyze`), ``report.md`` and
 ``data_value.png`` (both curves, the horizontal gaps marked).
@@ -41,7 +42,7 @@ from vsynth.report.uncertainty import difference, resample_groups, seed_means, s
 
 REAL_ONLY, WITH_EXTRA = "real_only", "with_extra"
 ROLES = (REAL_ONLY, WITH_EXTRA)
-MEASURED, BEYOND, BELOW = "measured", "beyond", "below"
+MEASURED, BEYOND, BELOW, FLAT = "measured", "beyond", "below", "flat"
 
 
 @dataclass
@@ -95,7 +96,7 @@ def analyze(cells: Sequence[Cell], *, metric: str, mode: str = "max", samples: i
     ``seeds``, ``runs``), ``fitted_real_only``, ``delta`` (with-extra minus real-only at that
     size, :func:`vsynth.report.uncertainty.difference`), ``worth`` (``frames``, ``low``, ``high``:
     real frames, null when not a number; ``low_censored``/``high_censored``: null, ``beyond`` or
-    ``below`` the measured range; ``effective_frames``; ``status``: measured | beyond | below;
+    ``below`` the measured range; ``effective_frames``; ``status``: measured | beyond | below | flat;
     ``bound``: for a censored estimate, the frames it is more (beyond) or less (below) than;
     ``share_beyond``/``share_below`` of the resamples; ``answer``: one sentence)) and ``notes``.
     """
@@ -116,15 +117,8 @@ def analyze(cells: Sequence[Cell], *, metric: str, mode: str = "max", samples: i
         values = [np.repeat(f[:, None], int(samples), axis=1) for f in full]
         n_images = None
     sign = 1.0 if mode == "max" else -1.0
-    means_full = np.array([f.mean() for f in full])
-    means_r = np.array([seed_means(v, rng_seeds) for v in values])  # (2K, R)
-    frames = np.array([f for _, f, _, _ in sizes], dtype=np.float64)
-    real_full, extra_full = means_full[0::2], means_full[1::2]
-    real_r, extra_r = means_r[0::2].T, means_r[1::2].T  # (R, K)
-    fit = fit_power_law(frames, sign * real_full)
-    fits = fit_power_law(frames, sign * real_r)
-    points = []
-    for i, (label, n, real, extra) in enumerate(sizes):
+    deltas = []
+    for i in range(len(sizes)):
         delta = difference(full[2 * i + 1], full[2 * i], values[2 * i + 1], values[2 * i], n_images or 1,
                            rng_seeds=np.random.default_rng([int(seed), 2, i]), metric=metric, level=level,
                            gate=None, names=(WITH_EXTRA, REAL_ONLY))
@@ -132,16 +126,27 @@ def analyze(cells: Sequence[Cell], *, metric: str, mode: str = "max", samples: i
             delta["num_images"] = None
         if mode == "min":
             delta["lower_is_better"] = True
+        deltas.append(delta)
+    means_full = np.array([f.mean() for f in full])
+    means_r = np.array([seed_means(v, rng_seeds) for v in values])  # (2K, R)
+    widen = np.repeat([_widening(d.get("df"), level) for d in deltas], 2)  # both cells of a size: its t / z
+    means_r = means_full[:, None] + widen[:, None] * (means_r - means_full[:, None])
+    frames = np.array([f for _, f, _, _ in sizes], dtype=np.float64)
+    real_full, extra_full = means_full[0::2], means_full[1::2]
+    real_r, extra_r = means_r[0::2].T, means_r[1::2].T  # (R, K)
+    fit = fit_power_law(frames, sign * real_full)
+    fits = fit_power_law(frames, sign * real_r)
+    points = []
+    for i, (label, n, real, extra) in enumerate(sizes):
         eff = float(fit.invert(np.array([sign * extra_full[i]]))[0])
-        eff_r = fits.invert(sign * extra_r[:, i])
-        worth = _worth(eff, eff_r, n, fit, delta.get("df"), level)
+        worth = _worth(eff, fits.invert(sign * extra_r[:, i]), n, fit, level, deltas[i])
         points.append({
             "size": label,
             "real_frames": int(n),
             REAL_ONLY: _arm(real, full[2 * i]),
             WITH_EXTRA: _arm(extra, full[2 * i + 1]),
             "fitted_real_only": float(sign * fit(float(n))[0]),
-            "delta": delta,
+            "delta": deltas[i],
             "worth": worth,
         })
     result = {
@@ -165,18 +170,23 @@ def _arm(cell: Cell, full: np.ndarray) -> dict[str, Any]:
             "values": [float(v) for v in full], "seeds": list(cell.seeds), "runs": list(cell.runs)}
 
 
-def _worth(eff: float, eff_r: np.ndarray, n: float, fit: PowerLaw, df: float | None, level: float) -> dict[str, Any]:
-    """Point estimate, interval and wording of the worth at one size (frames = effective frames - n)."""
+def _widening(df: float | None, level: float) -> float:
+    """t / z at the interval's level: how much wider a t interval with ``df`` degrees of freedom is."""
     from scipy import stats
 
-    lo_q, hi_q = (1 - level) / 2, (1 + level) / 2
+    q = 0.5 + level / 2
+    return t_quantile(q, math.inf if df is None else df) / float(stats.norm.ppf(q))
+
+
+def _worth(eff: float, eff_r: np.ndarray, n: float, fit: PowerLaw, level: float,
+           delta: dict[str, Any]) -> dict[str, Any]:
+    """Point estimate, interval and wording of the worth at one size (frames = effective frames - n)."""
     worth_r = eff_r - n
-    if math.isfinite(eff):
-        widen = t_quantile(hi_q, math.inf if df is None else df) / float(stats.norm.ppf(hi_q))
-        worth_r = (eff - n) + widen * (worth_r - (eff - n))  # +-inf stay as they are
-        worth_r = np.where(worth_r > fit.n_max - n, np.inf, np.where(worth_r < fit.n_min - n, -np.inf, worth_r))
-    low, high = (float(np.quantile(worth_r, q, method="inverted_cdf")) for q in (lo_q, hi_q))
-    status = MEASURED if math.isfinite(eff) else (BEYOND if eff > 0 else BELOW)
+    low, high = (float(np.quantile(worth_r, q, method="inverted_cdf")) for q in ((1 - level) / 2, (1 + level) / 2))
+    if fit.b[0] == 0:
+        status = FLAT
+    else:
+        status = MEASURED if math.isfinite(eff) else (BEYOND if eff > 0 else BELOW)
     out = {
         "frames": eff - n if status == MEASURED else None,
         "low": low if math.isfinite(low) else None,
@@ -185,11 +195,11 @@ def _worth(eff: float, eff_r: np.ndarray, n: float, fit: PowerLaw, df: float | N
         "high_censored": _censored(high),
         "effective_frames": eff if status == MEASURED else None,
         "status": status,
-        "bound": {MEASURED: None, BEYOND: fit.n_max - n, BELOW: fit.n_min - n}[status],
+        "bound": {BEYOND: fit.n_max - n, BELOW: fit.n_min - n}.get(status),
         "share_beyond": float(np.mean(np.isposinf(eff_r))),
         "share_below": float(np.mean(np.isneginf(eff_r))),
     }
-    out["answer"] = answer(out)
+    out["answer"] = answer(out, delta)
     return out
 
 
@@ -208,9 +218,17 @@ def interval_text(w: dict[str, Any]) -> str:
     return f"[{lo}, {hi}]"
 
 
-def answer(w: dict[str, Any]) -> str:
-    """One sentence: what the extra data is worth at this size."""
+def answer(w: dict[str, Any], delta: dict[str, Any] | None = None) -> str:
+    """One sentence: what the extra data is worth at this size (``delta``: the with-extra minus real-only
+    difference at that size, for a flat real-only curve, which cannot price anything in frames)."""
     status, frames = w["status"], w["frames"]
+    if status == FLAT:
+        text = "not priced in frames: the real-only curve does not rise over the measured sizes"
+        if delta and delta.get("high") is not None and delta["high"] < 0 and not delta.get("lower_is_better"):
+            text += "; with the extra data the model scores lower at this size: worth less than nothing"
+        elif delta and delta.get("low") is not None and delta["low"] > 0 and delta.get("lower_is_better"):
+            text += "; with the extra data the model scores worse at this size: worth less than nothing"
+        return text
     if status == BEYOND:
         text = (f"beyond the measured range: with the extra data the model scores above the real-only curve at its "
                 f"largest size, so it is worth more than {w['bound']:.0f} real frames")
@@ -224,8 +242,7 @@ def answer(w: dict[str, Any]) -> str:
         text = f"worth about {frames:.0f} real frames" if frames >= 10 else f"worth about {frames:.1f} real frames"
     low = {BELOW: -math.inf, BEYOND: math.inf}.get(w["low_censored"], w["low"])
     high = {BELOW: -math.inf, BEYOND: math.inf}.get(w["high_censored"], w["high"])
-    zero_inside = low <= 0 <= high
-    if zero_inside:
+    if low <= 0 <= high:
         text += "; the interval includes 0: not distinguishable from worthless"
     return text
 
@@ -286,7 +303,7 @@ def render_report(result: dict[str, Any], title: str, arms: dict[str, str], png:
               f"| worth in real frames [{result['level']:.0%}] | answer |", "|---|---|---|---|---|---|---|"]
     for p in result["points"]:
         d, w = p["delta"], p["worth"]
-        worth = "beyond" if w["status"] == BEYOND else ("below" if w["status"] == BELOW else _frames(w["frames"]))
+        worth = _frames(w["frames"]) if w["status"] == MEASURED else w["status"]
         lines.append(f"| {p['size']} | {p['real_frames']} | {_mean_sd(p[REAL_ONLY])} | {_mean_sd(p[WITH_EXTRA])} | "
                      f"{d['delta']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] | {worth} {interval_text(w)} | "
                      f"{w['answer']} |")
@@ -298,8 +315,9 @@ def render_report(result: dict[str, Any], title: str, arms: dict[str, str], png:
               f"- Intervals: {result['samples']} two-level bootstrap resamples: "
               f"{'/'.join(map(str, seeds))} seed(s) per arm and size drawn with replacement"
               + (f", and {result['num_images']} shared test images" if result["per_image"] else " (seeds only)")
-              + "; every run re-scored, the real-only curve refitted and every worth recomputed; deviations widened to "
-                "Student's t at the Welch-Satterthwaite degrees of freedom of each size's difference.",
+              + "; every run re-scored, the real-only curve refitted and every worth recomputed; percentile intervals, "
+                "each resampled mean's deviation widened by t/z at the Welch-Satterthwaite degrees of freedom of its "
+                "size's difference.",
               ""]
     if result["notes"]:
         lines += ["## Read with care", ""] + [f"- {n}" for n in result["notes"]] + [""]
@@ -343,8 +361,10 @@ def plot(result: dict[str, Any], out: Path) -> None:
             end, text = w["effective_frames"], f"{_frames(w['frames'])}"
         elif w["status"] == BEYOND:
             end, text = fit["range"][1], "beyond"
-        else:
+        elif w["status"] == BELOW:
             end, text = fit["range"][0], "below"
+        else:
+            continue
         ax.annotate("", xy=(end, y), xytext=(xi, y), arrowprops={"arrowstyle": "->", "color": "0.3", "lw": 1})
         ax.text(math.sqrt(xi * end) if end > 0 else xi, y, text, fontsize=7, ha="center", va="bottom", color="0.2")
     ax.set_xscale("log")

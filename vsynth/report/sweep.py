@@ -4,7 +4,13 @@ Works on a finished, partial or still-running sweep: it only reads what each job
 (``.hydra/overrides.yaml``, ``status.json``, ``metrics.json``, ``composition.json``). Plots:
 for a numeric swept key (e.g. ``data.ratio``), the metric against that key with mean and spread
 over seeds; for a categorical key (e.g. ``arm``), the values side by side with 95% intervals over
-seeds.
+seeds (plain t intervals over the seeds' metrics).
+
+When the sweep varies the arm (``arm=A,B,base``) and its runs kept their per-image test files,
+every arm is also compared with a reference arm (the control ``B`` if swept, else the first;
+:mod:`vsynth.report.sweep_compare`): its delta with a two-level interval over seeds and test
+images, the variance shares and the smallest detectable delta, in report.md and comparisons.csv /
+comparisons.json.
 """
 
 from __future__ import annotations
@@ -184,8 +190,12 @@ def plot_key(rows, key: str, metric: str, out: Path) -> bool:
     return True
 
 
-def write_sweep_report(sweep_dir: str | Path) -> Path:
-    """Write summary.csv, report.md and plot PNGs into ``sweep_dir``; returns report.md's path."""
+def write_sweep_report(sweep_dir: str | Path, compare: bool = True, options: dict[str, Any] | None = None) -> Path:
+    """Write summary.csv, report.md and plot PNGs into ``sweep_dir``; returns report.md's path.
+
+    ``compare``: also compare every arm with the reference arm on the runs' per-image test files
+    (:func:`vsynth.report.sweep_compare.compare_arms_of_sweep`, ``options`` passed to it).
+    """
     sweep_dir = Path(sweep_dir)
     rows = collect(sweep_dir)
     write_summary_csv(rows, sweep_dir / "summary.csv")
@@ -213,6 +223,13 @@ def write_sweep_report(sweep_dir: str | Path) -> Path:
             if plot_key(rows, key, metric, sweep_dir / png):
                 lines += ["", f"![{metric} by {name}]({png})"]
             lines.append("")
+    if compare:
+        from vsynth.report.sweep_compare import compare_arms_of_sweep, comparison_lines, write_comparisons
+
+        comparisons = compare_arms_of_sweep(sweep_dir, rows, metrics, **(options or {}))
+        if comparisons is not None:
+            write_comparisons(sweep_dir, comparisons)
+            lines += comparison_lines(comparisons)
     lines += ["## Jobs", "", "| job | status | " + " | ".join(metrics) + " | wall time (s) | error |",
               "|---|---|" + "---|" * len(metrics) + "---|---|"]
     for r in rows:
