@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vsynth.data.demo import KEYPOINT_NAMES_24, NO_EFFECTS, demo_key, effects_from_config, ensure_demo
-from vsynth.data.demo.effects import generated_warp_matrix, scramble_keypoints, shift_keypoints
+from vsynth.data.demo.effects import generated_warp_matrix, shift_keypoints
 from vsynth.data.demo.world import render_sample, sample_rng, stylize_sample
 from vsynth.errors import ConfigError
 
@@ -22,8 +22,7 @@ WHEELS = {"keypoint_shift": {"keypoints": ["front_left_wheel", "front_right_whee
 def test_defaults_inject_nothing_and_keep_the_cache_key() -> None:
     for section in (None, {}, {"generated_warp": 1.0},
                     {"keypoint_shift": {"keypoints": [], "offset": [0.0, 0.0]}, "generated_warp": 1.0},
-                    {"keypoint_shift": {"keypoints": ["front_left_wheel"], "offset": [0.0, 0.0]}},
-                    {"keypoint_scramble": 0.0}, {"keypoint_scramble": 0}):
+                    {"keypoint_shift": {"keypoints": ["front_left_wheel"], "offset": [0.0, 0.0]}}):
         assert effects_from_config(section) == NO_EFFECTS
         assert effects_from_config(section).cache_params() == {}
     # the key of a world without effects is the one it had before effects existed
@@ -33,9 +32,6 @@ def test_defaults_inject_nothing_and_keep_the_cache_key() -> None:
         demo_key("keypoints", 0, COUNTS, (160, 120))
     shifted = effects_from_config(WHEELS)
     assert demo_key("keypoints", 0, COUNTS, (160, 120), shifted) != demo_key("keypoints", 0, COUNTS, (160, 120))
-    scrambled = effects_from_config({"keypoint_scramble": 0.5})
-    assert scrambled.cache_params() == {"keypoint_scramble": 0.5}
-    assert demo_key("keypoints", 0, COUNTS, (160, 120), scrambled) != demo_key("keypoints", 0, COUNTS, (160, 120))
     warped = effects_from_config({"generated_warp": 5})
     assert demo_key("segmentation", 0, COUNTS, (160, 120), warped) != demo_key("segmentation", 0, COUNTS, (160, 120))
 
@@ -50,8 +46,6 @@ def test_bad_effects_name_their_key() -> None:
         ({"keypoint_shift": {"points": [0]}}, "keypoint_shift.points: unknown key"),
         ({"generated_warp": -1}, "data.demo.effects.generated_warp: expected a strength >= 0"),
         ({"generated_warp": "strong"}, "data.demo.effects.generated_warp: expected a number"),
-        ({"keypoint_scramble": 1.5}, r"data.demo.effects.keypoint_scramble: expected a fraction .* in \[0, 1\]"),
-        ({"keypoint_scramble": "all"}, "data.demo.effects.keypoint_scramble: expected a number"),
     ]
     for section, message in cases:
         with pytest.raises(ConfigError, match=message):
@@ -61,8 +55,6 @@ def test_bad_effects_name_their_key() -> None:
 def test_effects_a_world_cannot_carry_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="keypoint_shift: the segmentation demo has no keypoint labels"):
         ensure_demo("segmentation", tmp_path, 0, COUNTS, (128, 96), effects=effects_from_config(WHEELS))
-    with pytest.raises(ConfigError, match="keypoint_scramble: the detection demo has no keypoint labels"):
-        ensure_demo("detection", tmp_path, 0, COUNTS, (128, 96), effects=effects_from_config({"keypoint_scramble": 1}))
     with pytest.raises(ConfigError, match="generated_warp=3: this keypoints demo world has no generated images"):
         ensure_demo("keypoints", tmp_path, 0, COUNTS, (128, 96), effects=effects_from_config({"generated_warp": 3}))
     assert not any(tmp_path.iterdir())
@@ -77,6 +69,19 @@ def test_shift_moves_exactly_the_chosen_labelled_points() -> None:
     assert moved[1].tolist() == kpts[1].tolist() and moved[3].tolist() == [0, 0, 0]
     out = shift_keypoints(np.array([[50.0, 1.0, 2]]), 400.0, shift.keypoint_shift, (100, 80))
     assert out.tolist() == [[0.0, 0.0, 0.0]]  # moved outside the image: unlabelled
+
+
+def test_shift_of_all_keypoints() -> None:
+    every = effects_from_config({"keypoint_shift": {"keypoints": "all", "offset": [0.0, 0.25]}})
+    assert every.keypoint_shift.indices == tuple(range(len(KEYPOINT_NAMES_24)))
+    assert every.cache_params()["keypoint_shift"]["keypoints"] == KEYPOINT_NAMES_24
+    plain = render_sample("keypoints", "synthetic", 0, "train", 0, (160, 120))
+    moved = render_sample("keypoints", "synthetic", 0, "train", 0, (160, 120), every)
+    for a, b in zip(plain.objects, moved.objects):
+        both = (a.keypoints[:, 2] > 0) & (b.keypoints[:, 2] > 0)
+        assert both.any() and np.allclose(b.keypoints[both, 1] - a.keypoints[both, 1], 0.25 * math.sqrt(a.area))
+    with pytest.raises(ConfigError, match=r"keypoint_shift.keypoints: expected a list .* \(or 'all'\), got 'most'"):
+        effects_from_config({"keypoint_shift": {"keypoints": "most", "offset": [0, 0.1]}})
 
 
 def test_shift_in_rendered_synthetic_samples() -> None:
@@ -97,38 +102,6 @@ def test_shift_in_rendered_synthetic_samples() -> None:
         real = render_sample("keypoints", "real", 0, "train", index, size, shift)  # real labels are untouched
         assert all(np.array_equal(o.keypoints, p.keypoints) for o, p in
                    zip(real.objects, render_sample("keypoints", "real", 0, "train", index, size).objects))
-
-
-def test_scramble_shuffles_labelled_points_of_the_chosen_share_of_vehicles() -> None:
-    kpts = np.array([[10.0, 20.0, 2], [30.0, 40.0, 1], [0.0, 0.0, 0], [50.0, 60.0, 2], [70.0, 80.0, 2]])
-    out = scramble_keypoints(kpts, np.random.default_rng(3), 1.0)
-    labelled = [0, 1, 3, 4]
-    assert out[2].tolist() == [0, 0, 0]  # unlabelled points stay unlabelled
-    assert sorted(map(tuple, out[labelled].tolist())) == sorted(map(tuple, kpts[labelled].tolist()))
-    assert not np.array_equal(out, kpts)
-    assert np.array_equal(scramble_keypoints(kpts, np.random.default_rng(3), 0.0), kpts)
-    # a larger fraction scrambles the same vehicles, in the same way, plus more
-    size = (160, 120)
-    changed = {}
-    for fraction in (0.0, 0.3, 0.7, 1.0):
-        effects = effects_from_config({"keypoint_scramble": fraction})
-        changed[fraction] = {}
-        for index in range(12):
-            plain = render_sample("keypoints", "synthetic", 0, "train", index, size)
-            moved = render_sample("keypoints", "synthetic", 0, "train", index, size, effects)
-            assert np.array_equal(plain.image, moved.image)  # labels change, pixels do not
-            for j, (a, b) in enumerate(zip(plain.objects, moved.objects)):
-                assert np.array_equal(a.keypoints[:, 2] > 0, b.keypoints[:, 2] > 0)
-                if not np.array_equal(a.keypoints, b.keypoints):
-                    changed[fraction][(index, j)] = b.keypoints
-    total = sum(len(render_sample("keypoints", "synthetic", 0, "train", i, size).objects) for i in range(12))
-    assert not changed[0.0] and len(changed[1.0]) == total
-    for lo, hi in ((0.3, 0.7), (0.7, 1.0)):
-        assert set(changed[lo]) <= set(changed[hi]) and len(changed[lo]) < len(changed[hi])
-        assert all(np.array_equal(changed[lo][k], changed[hi][k]) for k in changed[lo])
-    real = render_sample("keypoints", "real", 0, "train", 0, size, effects_from_config({"keypoint_scramble": 1}))
-    assert all(np.array_equal(o.keypoints, p.keypoints) for o, p in
-               zip(real.objects, render_sample("keypoints", "real", 0, "train", 0, size).objects))
 
 
 def _iou(a: np.ndarray, b: np.ndarray, classes: range) -> float:
@@ -176,9 +149,6 @@ def test_world_with_effects_records_them(tmp_path: Path) -> None:
     assert meta["effects"]["keypoint_shift"] == {"keypoints": ["front_left_wheel", "front_right_wheel"],
                                                  "offset": [0.0, 0.1]}
     assert "effects" not in json.loads((plain / "meta.json").read_text())
-    scrambled = ensure_demo("keypoints", tmp_path, 0, COUNTS, (128, 96), effects=effects_from_config({"keypoint_scramble": 1}))
-    meta = json.loads((scrambled / "meta.json").read_text())["effects"]
-    assert meta["injected"] is True and meta["keypoint_scramble"] == 1.0
     a = json.loads((root / "keypoints/synthetic/annotations/train.json").read_text())["annotations"]
     b = json.loads((plain / "keypoints/synthetic/annotations/train.json").read_text())["annotations"]
     moved = [np.subtract(x["keypoints"], y["keypoints"]).reshape(-1, 3) for x, y in zip(a, b)]

@@ -34,15 +34,20 @@ def _error(message: str) -> int:
     return 2
 
 
+def _resampling_options(ap: argparse.ArgumentParser, what: str) -> None:
+    """--samples, --seed and --level: the bootstrap every command of this module runs."""
+    ap.add_argument("--samples", type=int, default=1000, help=f"{what} (default 1000)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
+    ap.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+
+
 def _sweep(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog=PROG, description="(Re)write summary.csv and report.md of a sweep. "
                                  f"Other commands: {PROG} keypoint-audit --help, {PROG} compare --help")
     ap.add_argument("sweep_dir", type=Path, help="a sweep root (outputs/sweeps/<name>-<hash>)")
     ap.add_argument("--reference", help="arm every other arm is compared with (default: B if swept, else the first)")
     ap.add_argument("--arm-key", default="arm", help="the swept key whose values are arms (default arm)")
-    ap.add_argument("--samples", type=int, default=1000, help="two-level resamples per comparison (default 1000)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
-    ap.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    _resampling_options(ap, "two-level resamples per comparison")
     ap.add_argument("--gate", type=float, default=0.02, help="effect the power section plans for (default 0.02)")
     ap.add_argument("--sigmas", help="per-keypoint OKS sigmas, comma-separated (default: those in gt_test.json)")
     ap.add_argument("--no-compare", action="store_true", help="skip the arm comparisons (tables and plots only)")
@@ -80,9 +85,7 @@ def _keypoint_audit(argv: list[str]) -> int:
     ap.add_argument("--control", required=True, help="COCO results of arm B, the control, on the same images")
     ap.add_argument("--sigmas", help="per-keypoint OKS sigmas, comma-separated (default: the GT's kpt_oks_sigmas)")
     ap.add_argument("--out", default=".", help="folder for keypoint_audit.json and keypoint_audit.png (default .)")
-    ap.add_argument("--samples", type=int, default=1000, help="image resamples of the bootstrap (default 1000)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
-    ap.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    _resampling_options(ap, "image resamples of the bootstrap")
     ap.add_argument("--alpha", type=float, default=0.05, help="level at which a keypoint is flagged (default 0.05)")
     ap.add_argument("--adjust", choices=ADJUSTMENTS, default="holm",
                     help="multiple-testing adjustment over keypoints (default holm: at most alpha chance that any "
@@ -124,9 +127,7 @@ def _compare(argv: list[str]) -> int:
     ap.add_argument("--metric", default="oks_map", help="metric key (default oks_map; nested as group/name)")
     ap.add_argument("--split", default="test", help="which saved split to score (default test)")
     ap.add_argument("--sigmas", help="per-keypoint OKS sigmas, comma-separated (default: those in gt_<split>.json)")
-    ap.add_argument("--samples", type=int, default=1000, help="two-level resamples (default 1000)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
-    ap.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    _resampling_options(ap, "two-level resamples")
     ap.add_argument("--gate", type=float, default=0.02, help="effect to plan seeds / images for (default 0.02 = 2 pp)")
     ap.add_argument("--alpha", type=float, default=0.05, help="two-sided test level of the power analysis (0.05)")
     ap.add_argument("--power", type=float, default=0.8, help="power of the power analysis (default 0.8)")

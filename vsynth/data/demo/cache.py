@@ -39,8 +39,6 @@ def check_effects(tasks: list[str] | tuple[str, ...], effects: Effects, counts: 
     """ConfigError for an injected effect a world of ``tasks`` cannot carry (it would be silently ignored)."""
     if effects.keypoint_shift is not None and "keypoints" not in tasks:
         raise ConfigError(f"{key}.keypoint_shift: the {'/'.join(tasks)} demo has no keypoint labels to shift")
-    if effects.keypoint_scramble and "keypoints" not in tasks:
-        raise ConfigError(f"{key}.keypoint_scramble: the {'/'.join(tasks)} demo has no keypoint labels to scramble")
     generated = normalize_counts(counts if counts is not None else default_counts(DEFAULT_IMAGES)).get("generated", {})
     if effects.generated_warp != 1.0 and not any(generated.values()):
         raise ConfigError(f"{key}.generated_warp={effects.generated_warp:g}: this {'/'.join(tasks)} demo world has "

@@ -9,18 +9,14 @@ that the analyses find them, and stay quiet when they are off:
   is moved by ``offset`` = (dx, dy) in units of its object's scale sqrt(area) (the synthetic
   annotation's ``area``, its visible pixel count), in image axes (dx right, dy down). A point
   moved outside the image becomes unlabelled (v = 0). Horizontal-flip augmentation mirrors dx,
-  so a flip-proof shift uses dy only.
+  so a flip-proof shift uses dy only. ``keypoints: all`` moves every point: a whole-vehicle
+  convention shift, the effect the kill switch's OKS-mAP sees (``experiment=kill_switch_planted``;
+  a few points moved, or labels shuffled among a vehicle's points, barely move it: ultralytics'
+  keypoint loss, 1 - OKS, learns little from targets far from the prediction).
 * ``generated_warp``: the strength of the geometric warp of generated images (rotation, scale
   and shift of the style transfer, each multiplied by it). Generated images reuse their source
   labels, so the warp misaligns them: 0 = aligned, 1 = the demo's usual slight misalignment
   (±1°, ±2 %, 2-5 px), larger = label-breaking.
-* ``keypoint_scramble``: the fraction of *synthetic* vehicles whose keypoint labels are shuffled
-  among their own labelled points (the failure of an exporter with a broken keypoint map): each
-  keypoint name then sits at another point of the same vehicle. It breaks what the labels teach
-  without touching the pixels, so a model trained with that synthetic data scores measurably
-  lower on the real test set: the demo's known negative A - B (``experiment=kill_switch_planted``).
-  Whether a vehicle is scrambled and how is drawn from its own random stream whatever the fraction,
-  so a larger fraction scrambles the same vehicles plus more (0 = off, 1 = every synthetic vehicle).
 
 With nothing injected (no shift, warp 1) the world, its cache key and every demo figure are
 exactly what they were before effects existed. Worlds with effects record them in ``meta.json``
@@ -39,6 +35,10 @@ import numpy as np
 from vsynth.data.demo.schema import KEYPOINT_NAMES_24
 from vsynth.errors import ConfigError
 
+#: ``keypoint_shift.keypoints: all``: every synthetic keypoint (a whole-vehicle convention shift)
+ALL = "all"
+
+
 @dataclass(frozen=True)
 class KeypointShift:
     """Move synthetic keypoints ``indices`` (into the 24-point schema) by ``offset`` object scales."""
@@ -53,7 +53,6 @@ class Effects:
 
     keypoint_shift: KeypointShift | None = None
     generated_warp: float = 1.0
-    keypoint_scramble: float = 0.0
 
     def cache_params(self) -> dict[str, Any]:
         """What goes into the world's cache key and meta.json: {} when nothing is injected."""
@@ -63,8 +62,6 @@ class Effects:
                                      "offset": [float(v) for v in self.keypoint_shift.offset]}
         if self.generated_warp != 1.0:
             out["generated_warp"] = float(self.generated_warp)
-        if self.keypoint_scramble != 0.0:
-            out["keypoint_scramble"] = float(self.keypoint_scramble)
         return out
 
 
@@ -95,17 +92,13 @@ def _number(value: Any, key: str) -> float:
 
 def effects_from_config(section: Any, key: str = "data.demo.effects") -> Effects:
     """``data.demo.effects`` (a mapping or None) as :class:`Effects`; bad values name ``key``.subkey."""
-    section = _mapping(section, key, ("keypoint_shift", "generated_warp", "keypoint_scramble"), "effect")
+    section = _mapping(section, key, ("keypoint_shift", "generated_warp"), "effect")
     if section is None:
         return NO_EFFECTS
     warp = _number(section.get("generated_warp", 1.0), f"{key}.generated_warp")
     if warp < 0:
         raise ConfigError(f"{key}.generated_warp: expected a strength >= 0, got {warp}")
-    scramble = _number(section.get("keypoint_scramble", 0.0), f"{key}.keypoint_scramble")
-    if not 0.0 <= scramble <= 1.0:
-        raise ConfigError(f"{key}.keypoint_scramble: expected a fraction of synthetic vehicles in [0, 1], got {scramble}")
-    return Effects(keypoint_shift=_shift(section.get("keypoint_shift"), f"{key}.keypoint_shift"), generated_warp=warp,
-                   keypoint_scramble=scramble)
+    return Effects(keypoint_shift=_shift(section.get("keypoint_shift"), f"{key}.keypoint_shift"), generated_warp=warp)
 
 
 def _shift(section: Any, key: str) -> KeypointShift | None:
@@ -113,8 +106,10 @@ def _shift(section: Any, key: str) -> KeypointShift | None:
     if section is None:
         return None
     points = section.get("keypoints") or []
+    if points == ALL:
+        points = list(range(len(KEYPOINT_NAMES_24)))
     if not isinstance(points, (list, tuple)):
-        raise ConfigError(f"{key}.keypoints: expected a list of keypoint names or indices, got {points!r}")
+        raise ConfigError(f"{key}.keypoints: expected a list of keypoint names or indices (or '{ALL}'), got {points!r}")
     indices = []
     for p in points:
         if isinstance(p, str) and p in KEYPOINT_NAMES_24:
@@ -151,21 +146,6 @@ def shift_keypoints(kpts: np.ndarray, area: float, shift: KeypointShift | None, 
             continue
         x, y = out[i, 0] + shift.offset[0] * scale, out[i, 1] + shift.offset[1] * scale
         out[i] = (x, y, out[i, 2]) if (0.0 <= x < width and 0.0 <= y < height) else (0.0, 0.0, 0.0)
-    return out
-
-
-def scramble_keypoints(kpts: np.ndarray, rng: np.random.Generator, fraction: float) -> np.ndarray:
-    """(K, 3) keypoints of one vehicle, shuffled among its labelled points with probability ``fraction``.
-
-    Two draws are made from ``rng`` whatever ``fraction`` is (whether, and the permutation), so the
-    vehicles scrambled at a fraction are among those scrambled at any larger one.
-    """
-    out = np.array(kpts, dtype=np.float64, copy=True)
-    labelled = np.flatnonzero(out[:, 2] > 0)
-    chosen = rng.random() < fraction
-    order = rng.permutation(labelled.size)
-    if chosen:
-        out[labelled] = out[labelled[order]]
     return out
 
 

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from vsynth.data.demo.domains import GENERATED_CONDITIONS, STYLES, finish_real, real_box, real_keypoints, stylize_generated
-from vsynth.data.demo.effects import NO_EFFECTS, Effects, scramble_keypoints, shift_keypoints
+from vsynth.data.demo.effects import NO_EFFECTS, Effects, shift_keypoints
 from vsynth.data.demo.render import RenderedObject, render_scene
 from vsynth.data.demo.scene import DETECTION_KINDS, KEYPOINT_KINDS, sample_scene
 from vsynth.data.demo.schema import IGNORE_INDEX
@@ -41,18 +41,11 @@ def sample_rng(seed: int, task: str, domain: str, split: str, index: int) -> np.
     return np.random.default_rng([int(seed), _TASK_IDS[task], _DOMAIN_IDS[domain], _SPLIT_IDS[split], int(index)])
 
 
-def effects_rng(seed: int, task: str, domain: str, split: str, index: int) -> np.random.Generator:
-    """The random stream of a sample's injected effects, independent of the one that renders it."""
-    return np.random.default_rng([int(seed), _TASK_IDS[task], _DOMAIN_IDS[domain], _SPLIT_IDS[split], int(index), 1])
-
-
 def render_sample(task: str, domain: str, seed: int, split: str, index: int, size: tuple[int, int],
                   effects: Effects = NO_EFFECTS) -> Sample:
     """Render sample ``index`` of ``task``/``domain``/``split`` (domain 'real' or 'synthetic').
 
-    ``effects.keypoint_shift`` moves the chosen synthetic keypoints (an injected convention shift);
-    ``effects.keypoint_scramble`` shuffles the labels of that fraction of synthetic vehicles (drawn from
-    the sample's own effects stream, so the rendered image and every other sample stay as they are).
+    ``effects.keypoint_shift`` moves the chosen synthetic keypoints (an injected convention shift).
     """
     rng = sample_rng(seed, task, domain, split, index)
     style = STYLES[domain]
@@ -62,10 +55,6 @@ def render_sample(task: str, domain: str, seed: int, split: str, index: int, siz
         objects = rendered.objects
         if effects.keypoint_shift is not None:
             objects = [RenderedObject(o.kind, o.bbox, shift_keypoints(o.keypoints, o.area, effects.keypoint_shift, size),
-                                      o.area, o.instance_id) if o.keypoints is not None else o for o in objects]
-        if effects.keypoint_scramble > 0:
-            stream = effects_rng(seed, task, domain, split, index)
-            objects = [RenderedObject(o.kind, o.bbox, scramble_keypoints(o.keypoints, stream, effects.keypoint_scramble),
                                       o.area, o.instance_id) if o.keypoints is not None else o for o in objects]
         return Sample(rendered.image, rendered.semantic, objects, jpeg_quality=95)
     image = finish_real(rendered.image, rng)
