@@ -13,7 +13,7 @@ with each run's CPU time as measured here. On a loaded machine CPU times are inf
 (shared caches, time slicing), so the estimate is an upper bound for idle cores.
 
     .venv/bin/python benchmarks/experiment_speed.py kill_switch_planted [--cores 2] [--out DIR] [--cache DIR] \
-        [-- data.demo.effects.keypoint_scramble=0 ...]
+        ['data.demo.effects.keypoint_shift.offset=[0.0,0.0]' ...]
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def main() -> int:
     ap.add_argument("--cores", type=int, default=2, help="idle cores to estimate the wall time for (default 2)")
     ap.add_argument("--out", type=Path, help="experiment root (default: a temporary folder)")
     ap.add_argument("--cache", type=Path, help="demo cache to use (default: a fresh one: world generation included)")
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()
     tmp = Path(tempfile.mkdtemp(prefix="vsynth-exp-speed-"))
     root = (args.out or tmp / "experiment").resolve()
     env = dict(os.environ, VSYNTH_CACHE=str(args.cache or tmp / "cache"), PYTHONPATH=str(REPO))

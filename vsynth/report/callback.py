@@ -45,7 +45,12 @@ class SweepReport(Callback):
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        report = _refresh(sweep_dir, compare=True)
+        try:
+            report = _refresh(sweep_dir, compare=True)
+        except Exception as e:  # noqa: BLE001  (the jobs are done: a comparison problem must not fail the sweep)
+            log.warning("could not compare the arms in the sweep report (python -m vsynth.report %s says why): %s",
+                        sweep_dir, e)
+            report = _refresh(sweep_dir, compare=False)
         if report is not None:
             log.info("Sweep report: %s (summary: %s)", report, sweep_dir / "summary.csv")
             print(f"Sweep folder: {sweep_dir}")
