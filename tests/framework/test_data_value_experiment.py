@@ -143,3 +143,16 @@ def test_data_value_on_the_tiny_task(tmp_path) -> None:
     p = run_cli(args, tmp_path, timeout=900)  # rerun: every run is reused, the answer rewritten
     assert p.returncode == 0, p.stderr[-3000:]
     assert json.loads((root / "real_only-n8-seed0" / "status.json").read_text())["attempts"] == 1
+
+
+def test_preset_composes_for_every_task() -> None:
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
+        for task in ("keypoints", "detection", "segmentation"):
+            cfg = compose("config", overrides=["experiment=data_value", f"task={task}"])
+            assert cfg.mode == "datavalue" and cfg.name == f"data_value-{task}"
+            entry = cfg.data_value.tasks[task]
+            assert entry.metric and entry.size_key and entry.real_only.arm and entry.with_extra.arm
+            parent, _, leaf = entry.size_key.rpartition(".")
+            assert leaf in OmegaConf.select(cfg, parent)  # the size key exists in the task's config
