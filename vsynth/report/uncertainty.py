@@ -27,6 +27,10 @@ What is reported (all for the difference of arm means):
   interval covers test images (and the other arm's seeds) only.
 * power (:mod:`vsynth.report.power`): the minimum detectable effect and the seeds and images a
   gate needs.
+
+:func:`compare_arms` is two pieces that also serve experiments of more than two arms (the data value
+of :mod:`vsynth.report.data_value`): :func:`resample_groups` scores every run of any number of arms on
+the same image draws, and :func:`difference` sums up one pair of them.
 """
 
 from __future__ import annotations
