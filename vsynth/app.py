@@ -212,8 +212,8 @@ def _set_threads(threads: Any) -> None:
     log.info("trainer.threads=%d: torch uses %d CPU thread(s)", n, n)
 
 
-#: modes that are experiments of several runs, and the preset that configures each
-EXPERIMENTS = {"killswitch": "kill_switch"}
+#: modes that are experiments of several runs: (their config section, the preset that configures them)
+EXPERIMENTS = {"killswitch": ("killswitch", "kill_switch"), "datavalue": ("data_value", "data_value")}
 
 
 def _command_overrides() -> list[str]:
@@ -229,10 +229,11 @@ def _command_overrides() -> list[str]:
 def _execute(cfg: DictConfig, ctx: RunContext, device, weights=None) -> tuple[dict[str, Any], dict[str, Any]]:
     from hydra.utils import get_class, get_method
 
-    experiment = cfg.get(cfg.mode) if cfg.mode in EXPERIMENTS else None
-    if cfg.mode in EXPERIMENTS:  # an experiment of several runs (the kill switch): found by its config's _target_
+    if cfg.mode in EXPERIMENTS:  # an experiment of several runs: found by its config section's _target_
+        section, preset = EXPERIMENTS[cfg.mode]
+        experiment = cfg.get(section)
         if experiment is None or not experiment.get("_target_"):
-            raise ConfigError(f"mode={cfg.mode} needs a {cfg.mode} section (use experiment={EXPERIMENTS[cfg.mode]})")
+            raise ConfigError(f"mode={cfg.mode} needs a {section} section (use experiment={preset})")
         return get_method(str(experiment._target_))(cfg, ctx)
     target = cfg.task.get("_target_")
     try:
@@ -256,7 +257,7 @@ def _execute(cfg: DictConfig, ctx: RunContext, device, weights=None) -> tuple[di
         from vsynth.train.evaluation import score_consistency
 
         return score_consistency(cfg, task, ctx)
-    raise ConfigError(f"mode must be train, eval, consistency or killswitch, got '{cfg.mode}'")
+    raise ConfigError(f"mode must be train, eval, consistency, killswitch or datavalue, got '{cfg.mode}'")
 
 
 def config_yaml(cfg: DictConfig) -> str:

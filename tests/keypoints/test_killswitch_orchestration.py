@@ -25,7 +25,8 @@ class _Ctx:
 
 
 def _coco(run: Path, quality: float):
-    """gt/predictions for 6 images with one vehicle each; predictions offset by (1 - quality) * 20 px."""
+    """gt/predictions for 6 images with one vehicle each; predictions offset by (1 - quality) * 4 px x 1..6
+    (OKS 0.08-0.94: per-image scores that differ between arms and images, so power can be estimated)."""
     sig = [0.08] * 14
     images, anns, preds = [], [], []
     for i in range(6):
@@ -33,7 +34,7 @@ def _coco(run: Path, quality: float):
         images.append({"id": i, "file_name": f"{i}.jpg", "width": 200, "height": 150})
         anns.append({"id": i + 1, "image_id": i, "category_id": 1, "bbox": [15, 25, 80, 50], "area": 2120.0,
                      "iscrowd": 0, "keypoints": [v for p in kp for v in p], "num_keypoints": 14})
-        off = (1 - quality) * 20 * (1 + (i % 3))
+        off = (1 - quality) * 4 * (1 + i)
         preds.append({"image_id": i, "category_id": 1, "score": 0.9, "bbox": [15, 25, 80, 50],
                       "keypoints": [v for p in kp for v in (p[0] + off, p[1], 1.0)]})
     gt = {"images": images, "annotations": anns,

@@ -198,6 +198,26 @@ class KillSwitchConfig:
     title: str = "Kill switch"
 
 
+@dataclass
+class DataValueConfig:
+    """``experiment=data_value`` (vsynth/experiments/data_value.py); the preset's comments say what each key does."""
+
+    _target_: str = "vsynth.experiments.data_value.run_data_value"
+    sizes: List[Any] = field(default_factory=lambda: [8, 20, 50, "all"])  # numbers of real frames, or all
+    seeds: List[int] = field(default_factory=lambda: [0, 1])
+    split: str = "test"
+    mode: str = "max"
+    metric: Optional[str] = None
+    size_key: Optional[str] = None
+    real_only: Any = None  # an arm name, or {arm: NAME, label: LABEL, overrides: [...]}
+    with_extra: Any = None
+    tasks: Dict[str, Any] = field(default_factory=dict)
+    overrides: List[str] = field(default_factory=list)
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    sigmas: Optional[List[float]] = None
+    title: str = "What the extra data is worth in real frames"
+
+
 # ---- the whole config ------------------------------------------------------------------------------
 
 
@@ -221,3 +241,4 @@ class VsynthConfig:
     model: Any = None
     task: Any = None
     killswitch: Optional[KillSwitchConfig] = None
+    data_value: Optional[DataValueConfig] = None

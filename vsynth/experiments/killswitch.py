@@ -33,101 +33,26 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from vsynth.errors import ConfigError, VsynthError
 from vsynth.experiments.launch import RunSpec, Runs
+from vsynth.experiments.role import Role
+from vsynth.experiments.overrides import command_overrides as _command_overrides
+from vsynth.experiments.overrides import experiment_choice as _experiment_choice
+from vsynth.experiments.overrides import passthrough_overrides as _passthrough
+from vsynth.experiments.overrides import read_json as _read_json
 from vsynth.report.killswitch import ArmSummary, build_summary, finite, pp, write_outputs
 
 log = logging.getLogger("vsynth.killswitch")
 
 
-@dataclass(frozen=True)
-class Role:
-    """The control or the treatment: a ``conf/arm`` option plus overrides that make it (for arms that share a
-    config, e.g. ``ratio`` with ``data.ratio=1.0`` vs ``0.5``), under a label that names its runs."""
-
-    arm: str
-    label: str
-    overrides: tuple[str, ...] = ()
-
-    @classmethod
-    def parse(cls, node: Any, key: str) -> "Role":
-        """``killswitch.control: B`` or ``{arm: ratio, label: real-only, overrides: [data.ratio=1.0]}``."""
-        from omegaconf import OmegaConf
-
-        if isinstance(node, str):
-            return cls(node, node)
-        if OmegaConf.is_config(node):
-            node = OmegaConf.to_container(node, resolve=True)
-        if not isinstance(node, Mapping) or not node.get("arm"):
-            raise ConfigError(f"{key} must be an arm name or {{arm: NAME, label: LABEL, overrides: [...]}}, got {node!r}")
-        return cls(str(node["arm"]), str(node.get("label") or node["arm"]), tuple(str(o) for o in node.get("overrides") or ()))
-
-
 # ---- orchestration ---------------------------------------------------------------------------
 
-_OWN_KEYS = ("mode", "arm", "seed", "init", "name", "ckpt", "experiment")
-
-
 def passthrough_overrides(overrides: Sequence[str]) -> list[str]:
-    """The experiment command's overrides that every arm run inherits (not its own control keys; of Hydra's,
-    only ``hydra.searchpath``, where the user's own config groups and experiments are found)."""
-    out = []
-    for o in overrides:
-        key = o.split("=", 1)[0].lstrip("+~")
-        if key == "hydra.searchpath":
-            out.append(o)
-            continue
-        if key.startswith(("hydra.", "hydra/", "killswitch.", "killswitch")) or key in _OWN_KEYS:
-            continue
-        out.append(o)
-    return out
-
-
-def _command_overrides(ctx) -> list[str]:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return list(HydraConfig.get().overrides.task)
-    except Exception:  # noqa: BLE001  (not under Hydra: read what Hydra saved)
-        p = Path(ctx.dir) / ".hydra" / "overrides.yaml"
-        if p.is_file():
-            import yaml
-
-            return list(yaml.safe_load(p.read_text()) or [])
-    return []
-
-
-def _search_path_override() -> list[str]:
-    """``hydra.searchpath=[...]`` as the experiment was composed with (Hydra keeps it out of the task's overrides)."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        for o in HydraConfig.get().overrides.hydra:
-            if o.split("=", 1)[0].lstrip("+~") == "hydra.searchpath":
-                return [o]
-    except Exception:  # noqa: BLE001
-        pass
-    return []
-
-
-def _experiment_choice(ctx) -> str | None:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return HydraConfig.get().runtime.choices.get("experiment")
-    except Exception:  # noqa: BLE001
-        return None
-
-
-def _read_json(p: Path) -> dict[str, Any]:
-    try:
-        return json.loads(p.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
+    """The experiment command's overrides that every arm run inherits (not its own control keys)."""
+    return _passthrough(overrides, sections=("killswitch",))
 
 
 class Orchestrator:
@@ -152,7 +77,7 @@ class Orchestrator:
         exp = _experiment_choice(self.ctx)
         if exp:
             args.append(f"experiment={exp}")
-        args += passthrough_overrides([*_command_overrides(self.ctx), *_search_path_override()])
+        args += passthrough_overrides(_command_overrides(self.ctx))
         return args
 
     def spec(self, arm: str | Role, seed: int, name: str, init: str | None, mode: str = "train", ckpt: str | None = None,

@@ -1,10 +1,14 @@
-"""The jobs of a sweep folder: which subfolders are runs, and the overrides each was started with."""
+"""The jobs of a sweep folder: which subfolders are runs, the overrides each was started with, which keys vary."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
+
+#: override keys that name a repetition (a seed), not a condition: never a column of their own
+SEED_KEYS = ("seed",)
 
 
 def find_jobs(sweep_dir: Path) -> list[Path]:
@@ -25,3 +29,9 @@ def job_overrides(job: Path) -> dict[str, str]:
                 k, v = o.split("=", 1)
                 out[k.lstrip("+~")] = v
     return out
+
+
+def swept_keys(rows: list[dict[str, Any]]) -> list[str]:
+    """The ``override:KEY`` columns whose value differs between jobs (the sweep's conditions and seeds)."""
+    keys = sorted({k for r in rows for k in r if k.startswith("override:")})
+    return [k for k in keys if len({r.get(k) for r in rows}) > 1]

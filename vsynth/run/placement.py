@@ -27,7 +27,7 @@ from pathlib import Path
 
 HYDRA_SUBDIR = ".hydra"
 #: modes whose rerun in the same folder continues the same run (they keep a resumable state)
-RESUMABLE = ("train", "killswitch")
+RESUMABLE = ("train", "killswitch", "datavalue")
 #: modes that score a finished model: each start is a record of its own
 SCORING = ("eval", "consistency")
 
