@@ -17,13 +17,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from vsynth.errors import ConfigError, VsynthError
+from vsynth.errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_OK, EXIT_USER_ERROR, ConfigError, VsynthError
 from vsynth.run.context import RunContext
 from vsynth.run.status import Status, read_status
 
 log = logging.getLogger("vsynth")
 
-EXIT_OK, EXIT_BUG, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3
 
 
 def _trace_logger() -> logging.Logger:
@@ -213,6 +212,10 @@ def _set_threads(threads: Any) -> None:
     log.info("trainer.threads=%d: torch uses %d CPU thread(s)", n, n)
 
 
+#: modes that are experiments of several runs: (their config section, the preset that configures them)
+EXPERIMENTS = {"killswitch": ("killswitch", "kill_switch"), "datavalue": ("data_value", "data_value")}
+
+
 def _command_overrides() -> list[str]:
     """The command line's ``key=value`` overrides (empty outside Hydra)."""
     try:
@@ -224,14 +227,14 @@ def _command_overrides() -> list[str]:
 
 
 def _execute(cfg: DictConfig, ctx: RunContext, device, weights=None) -> tuple[dict[str, Any], dict[str, Any]]:
-    from hydra.utils import get_class
+    from hydra.utils import get_class, get_method
 
-    from vsynth.errors import ConfigError
-
-    if cfg.mode == "killswitch":  # an experiment of several runs: base, control and treatment, then a verdict
-        from vsynth.experiments.killswitch import run_killswitch
-
-        return run_killswitch(cfg, ctx)
+    if cfg.mode in EXPERIMENTS:  # an experiment of several runs: found by its config section's _target_
+        section, preset = EXPERIMENTS[cfg.mode]
+        experiment = cfg.get(section)
+        if experiment is None or not experiment.get("_target_"):
+            raise ConfigError(f"mode={cfg.mode} needs a {section} section (use experiment={preset})")
+        return get_method(str(experiment._target_))(cfg, ctx)
     target = cfg.task.get("_target_")
     try:
         task_cls = get_class(target)
@@ -254,7 +257,7 @@ def _execute(cfg: DictConfig, ctx: RunContext, device, weights=None) -> tuple[di
         from vsynth.train.evaluation import score_consistency
 
         return score_consistency(cfg, task, ctx)
-    raise ConfigError(f"mode must be train, eval, consistency or killswitch, got '{cfg.mode}'")
+    raise ConfigError(f"mode must be train, eval, consistency, killswitch or datavalue, got '{cfg.mode}'")
 
 
 def config_yaml(cfg: DictConfig) -> str:

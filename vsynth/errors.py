@@ -6,6 +6,9 @@ run folder marked failed; anything else is a bug and keeps its traceback (in ``r
 
 from __future__ import annotations
 
+#: process exit codes: done, a bug (a traceback in run.log), a user's mistake (one line), interrupted (resumable)
+EXIT_OK, EXIT_BUG, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3
+
 
 class VsynthError(Exception):
     """A user-facing error: the message must name the config key or the file at fault."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from vsynth.config.schema import DataConfig
+from vsynth.config.schema import DataConfig, SampleGrids
 
 
 @dataclass
@@ -55,15 +55,9 @@ class Multiscale:
 
 
 @dataclass
-class DetectionSamples:
-    per_source: int = 8
-    predictions: int = 8
-    score: float = 0.3
-
-
-@dataclass
 class DetectionTaskConfig:
     name: str = "detection"
+    metrics: List[str] = field(default_factory=list)  # headline test metrics (the first is gated)
     _target_: str = "tasks.detection.task.DetectionTask"
     input_size: List[int] = field(default_factory=lambda: [224, 224])
     test_size: Optional[List[int]] = None
@@ -72,7 +66,7 @@ class DetectionTaskConfig:
     max_labels: int = 120
     augment: YoloxAugment = field(default_factory=YoloxAugment)
     multiscale: Multiscale = field(default_factory=Multiscale)
-    samples: DetectionSamples = field(default_factory=DetectionSamples)
+    samples: SampleGrids = field(default_factory=SampleGrids)
 
 
 SCHEMAS = {"task": {"detection": DetectionTaskConfig}, "data": {"detection": DetectionData},

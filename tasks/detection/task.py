@@ -79,15 +79,15 @@ class DetectionTask(Task):
     def __init__(self, cfg, run) -> None:
         super().__init__(cfg, run)
         route_yolox_logs()
-        self.tc = cfg.task
+        self.task_cfg = cfg.task
         self.spec = model_spec(cfg.model)
-        self.input_size = _size(self.tc.input_size, "task.input_size")
-        self.test_size = _size(self.tc.get("test_size") or self.tc.input_size, "task.test_size")
+        self.input_size = _size(self.task_cfg.input_size, "task.input_size")
+        self.test_size = _size(self.task_cfg.get("test_size") or self.task_cfg.input_size, "task.test_size")
         self.data = DetectionData(cfg.data, Path(str(cfg.paths.cache)))
         self.eval_domain = str(cfg.arm.get("eval_domain") or "real")
         if self.eval_domain not in ("real", "synthetic"):
             raise ConfigError(f"arm.eval_domain must be real or synthetic, got '{self.eval_domain}'")
-        aug = self.tc.get("augment") or {}
+        aug = self.task_cfg.get("augment") or {}
         self.aug = {
             "mosaic_prob": _prob(aug, "mosaic_prob"),
             "mixup_prob": _prob(aug, "mixup_prob"),
@@ -99,12 +99,12 @@ class DetectionTask(Task):
             "mosaic_scale": _pair(aug, "mosaic_scale"),
             "mixup_scale": _pair(aug, "mixup_scale"),
         }
-        ms = self.tc.get("multiscale") or {}
+        ms = self.task_cfg.get("multiscale") or {}
         self.multiscale = Multiscale(self.input_size, ms.get("range"), int(ms.get("interval", 10)), int(cfg.seed))
-        self.no_aug_epochs = int(self.tc.get("no_aug_epochs", 0) or 0)
+        self.no_aug_epochs = int(self.task_cfg.get("no_aug_epochs", 0) or 0)
         if self.no_aug_epochs < 0:
             raise ConfigError(f"task.no_aug_epochs must be >= 0, got {self.no_aug_epochs}")
-        self.max_labels = int(self.tc.get("max_labels", 120))
+        self.max_labels = int(self.task_cfg.get("max_labels", 120))
         self._classes: list[str] | None = None
         self._train: dict[str, Any] = {}
         self._no_aug = False
@@ -113,7 +113,7 @@ class DetectionTask(Task):
     # ---- configuration -------------------------------------------------------------------------
     def _check_lr(self) -> None:
         """YOLOX scales its LR with the batch (``basic_lr_per_img x batch``); say so if they disagree."""
-        per_img = self.tc.get("basic_lr_per_img")
+        per_img = self.task_cfg.get("basic_lr_per_img")
         if per_img is None or self.cfg.mode != "train":
             return
         batch = int(self.cfg.trainer.batch_size) * int(self.run.world_size)
@@ -283,7 +283,7 @@ class DetectionTask(Task):
 
     def _write_source_grids(self, sources: Mapping[str, Any]) -> None:
         """``samples/train_<source>.png``: augmented training images of each source with their boxes."""
-        n = int((self.tc.get("samples") or {}).get("per_source", 8))
+        n = int((self.task_cfg.get("samples") or {}).get("per_source", 8))
         if n <= 0:
             return
         for name, ds in sources.items():
@@ -293,7 +293,7 @@ class DetectionTask(Task):
 
     def write_prediction_samples(self, model: nn.Module, split: str, out_dir: Path) -> None:
         """``samples/pred_<split>.png``: predictions (coloured, score >= task.samples.score) over ground truth (grey)."""
-        scfg = self.tc.get("samples") or {}
+        scfg = self.task_cfg.get("samples") or {}
         n, thr = int(scfg.get("predictions", 8)), float(scfg.get("score", 0.3))
         if n <= 0:
             return

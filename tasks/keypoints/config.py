@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from vsynth.config.schema import DataConfig, DemoConfig
+from vsynth.config.schema import DataConfig, DemoConfig, SampleGrids
 
 
 @dataclass
@@ -87,15 +87,9 @@ class KeypointEvaluatorConfig:
 
 
 @dataclass
-class KeypointSamples:
-    per_source: int = 8
-    predictions: int = 8
-    score: float = 0.25
-
-
-@dataclass
 class KeypointsTaskConfig:
     name: str = "keypoints"
+    metrics: List[str] = field(default_factory=list)  # headline test metrics (the first is gated)
     _target_: str = "tasks.keypoints.task.KeypointsTask"
     imgsz: int = 256
     close_mosaic: int = 1
@@ -103,7 +97,7 @@ class KeypointsTaskConfig:
     augment: Augment = field(default_factory=Augment)
     loss: PoseLoss = field(default_factory=PoseLoss)
     evaluator: KeypointEvaluatorConfig = field(default_factory=KeypointEvaluatorConfig)
-    samples: KeypointSamples = field(default_factory=KeypointSamples)
+    samples: SampleGrids = field(default_factory=SampleGrids)
 
 
 SCHEMAS = {"task": {"keypoints": KeypointsTaskConfig}, "data": {"keypoints": KeypointsData},

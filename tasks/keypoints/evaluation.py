@@ -31,7 +31,7 @@ class KeypointSplitEvaluator(SplitEvaluator):
         self.task, self.split = task, split
         self.eval_set = task._eval_set(split)
         s = self.schema = task.schema
-        ev = task.tc.get("evaluator") or {}
+        ev = task.task_cfg.get("evaluator") or {}
         self.area_factor = float(ev.get("area_factor", 0.53))
         self.category = s.class_name  # from the data (the demo's schema on the demo)
         self.kev = KeypointEvaluator(s.sigmas, protocol=str(ev.get("protocol", "coco")),

@@ -47,8 +47,8 @@ class KeypointsTask(Task):
 
     def __init__(self, cfg, run) -> None:
         super().__init__(cfg, run)
-        self.tc = cfg.task
-        self.imgsz = int(self.tc.imgsz)
+        self.task_cfg = cfg.task
+        self.imgsz = int(self.task_cfg.imgsz)
         if self.imgsz % 32:
             raise ConfigError(f"task.imgsz must be a multiple of 32 (the model stride), got {self.imgsz}")
         self.data = KeypointData(cfg, Path(str(cfg.paths.cache)), run.dir)
@@ -75,14 +75,14 @@ class KeypointsTask(Task):
             self._schema = self.data.schema(self.used_sources())
             s = self._schema
             log.info("Keypoint schema: %d points (%s), OKS sigmas %s", s.k, s.origin, s.sigmas)
-            for line in check_flip(s, self.hyp, bool(self.tc.get("allow_symmetric_flip", False))):
+            for line in check_flip(s, self.hyp, bool(self.task_cfg.get("allow_symmetric_flip", False))):
                 (log.warning if line.startswith("WARNING") else log.info)(line)
         return self._schema
 
     @property
     def hyp(self):
         if self._hyp is None:
-            self._hyp = build_hyp(self.tc, self.imgsz)
+            self._hyp = build_hyp(self.task_cfg, self.imgsz)
         return self._hyp
 
     def data_dict(self) -> dict[str, Any]:
@@ -205,7 +205,7 @@ class KeypointsTask(Task):
     def on_epoch_start(self, epoch: int, num_epochs: int) -> bool:
         # True every epoch: ultralytics' mosaic draws partners from a buffer of the images this process
         # loaded before, so loader workers start fresh each epoch (exact resume), persistent or not.
-        n = int(self.tc.get("close_mosaic", 0) or 0)
+        n = int(self.task_cfg.get("close_mosaic", 0) or 0)
         if n <= 0 or self._mosaic_closed or epoch < num_epochs - n:
             return True
         for name, ds in self._train.items():
@@ -272,7 +272,7 @@ class KeypointsTask(Task):
 
     def _write_source_grids(self, sources: Mapping[str, Any]) -> None:
         """``samples/train_<source>.png``: augmented training images of each source with their labels."""
-        n = int((self.tc.get("samples") or {}).get("per_source", 8))
+        n = int((self.task_cfg.get("samples") or {}).get("per_source", 8))
         if n <= 0:
             return
         for name, ds in sources.items():
@@ -289,7 +289,7 @@ class KeypointsTask(Task):
 
         from tasks.keypoints.predict import predict_batch
 
-        scfg = self.tc.get("samples") or {}
+        scfg = self.task_cfg.get("samples") or {}
         n, thr = int(scfg.get("predictions", 8)), float(scfg.get("score", 0.25))
         if n <= 0:
             return

@@ -105,6 +105,7 @@ class SegSamples:
 @dataclass
 class SegmentationTaskConfig:
     name: str = "segmentation"
+    metrics: List[str] = field(default_factory=list)  # headline test metrics (the first is gated)
     _target_: str = "tasks.segmentation.task.SegmentationTask"
     crop_size: List[int] = field(default_factory=lambda: [128, 128])
     scale: List[int] = field(default_factory=lambda: [320, 240])

@@ -297,7 +297,7 @@ def score_consistency(task, model) -> dict[str, Any]:
     from vsynth.train.evaluation import evaluate
 
     cfg, classes, layout = task.cfg, task.classes, task.layout
-    settings = Settings.from_task(task.tc)
+    settings = Settings.from_task(task.task_cfg)
     if layout.manifest is None:
         raise ConfigError("data.generated.manifest: not set; mode=consistency scores the generated images of a "
                           "manifest CSV (generated_path,source_image,label_path,condition,generator)")
@@ -316,7 +316,7 @@ def score_consistency(task, model) -> dict[str, Any]:
     gen = PerImageEvaluator(pairs.generated, classes, shown)
     src = PerImageEvaluator(pairs.sources, classes, [int(pairs.source_of[i]) for i in shown])
     for name, ev in (("generated", gen), ("source", src)):
-        data = SegPipelineSet(ev.items, task.tc.test_pipeline, "task.test_pipeline", classes)
+        data = SegPipelineSet(ev.items, task.task_cfg.test_pipeline, "task.test_pipeline", classes)
         m = evaluate(task, model, name, dataset=data, evaluator=ev)
         log.info("Consistency: %s images: mIoU %.4f, aAcc %.4f", name, m["miou"], m["aacc"])
     if gen.resized.any():

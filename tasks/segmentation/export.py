@@ -61,7 +61,7 @@ def export(run: RunModel, out: Path, options: Options) -> Written:
 
     task = run.task
     c = task.classes
-    cfg, header = mmseg_config(task.model_dict(), OmegaConf.to_container(task.tc.test_pipeline, resolve=True),
+    cfg, header = mmseg_config(task.model_dict(), OmegaConf.to_container(task.task_cfg.test_pipeline, resolve=True),
                                str(run.weights.path))
     text = Config(cfg).pretty_text
     (out / CONFIG).write_text(header + "\n" + text)
@@ -69,7 +69,7 @@ def export(run: RunModel, out: Path, options: Options) -> Written:
             "mmseg_version": mmseg.__version__, "exported_by": "vsynth", "ignore_index": int(c.ignore_index)}
     torch.save({"meta": meta, "state_dict": float_state(run.model)}, out / PTH)
     facts = {"class_names": list(c.names), "palette": meta["dataset_meta"]["palette"],
-             "ignore_index": int(c.ignore_index), "test_cfg": dict(task.test_cfg), "crop_size": list(task.tc.crop_size)}
+             "ignore_index": int(c.ignore_index), "test_cfg": dict(task.test_cfg), "crop_size": list(task.task_cfg.crop_size)}
     files = {CONFIG: f"mmseg config: the model ({task.cfg.model.get('name')}) and the test pipeline",
              PTH: f"mmseg checkpoint: state_dict, and the {c.num} classes and palette in meta.dataset_meta"}
     load = (f"from mmseg.apis import init_model, inference_model\n"
@@ -77,7 +77,7 @@ def export(run: RunModel, out: Path, options: Options) -> Written:
             'result = inference_model(model, "image.jpg")  # result.pred_sem_seg.data[0]: the label map')
     onnx = None
     if options.onnx:
-        hw = options.imgsz or tuple(int(v) for v in task.tc.crop_size)
+        hw = options.imgsz or tuple(int(v) for v in task.task_cfg.crop_size)
         onnx = _onnx(run.model, out / ONNX, hw, c.num, str(task.test_cfg.get("mode")))
         files[ONNX] = f"ONNX graph: BGR image {hw[0]}x{hw[1]} in, per-class logits out"
     return Written(files=files, load=load, facts=facts, onnx=onnx)

@@ -68,12 +68,12 @@ class SegmentationTask(Task):
 
     def __init__(self, cfg, run) -> None:
         super().__init__(cfg, run)
-        self.tc = cfg.task
+        self.task_cfg = cfg.task
         self._layout: SegLayout | None = None
         self._classes: Classes | None = None
         self._data: SegData | None = None
-        self.test_cfg = inference_cfg(self.tc)  # a bad task.inference / task.slide fails before any work
-        crop = list(self.tc.crop_size)
+        self.test_cfg = inference_cfg(self.task_cfg)  # a bad task.inference / task.slide fails before any work
+        crop = list(self.task_cfg.crop_size)
         if len(crop) != 2 or min(int(v) for v in crop) < 1:
             raise ConfigError(f"task.crop_size must be [h, w] > 0, got {crop}")
 
@@ -110,7 +110,7 @@ class SegmentationTask(Task):
             check_sizes(chosen, name)
             n = check_labels(chosen, c, self.cfg.data.get("check_labels", "all"))
             log.info("Source '%s': %d training images (%d label files checked)", name, len(chosen), n)
-        return SegPipelineSet(chosen, self.tc.train_pipeline, "task.train_pipeline", c)
+        return SegPipelineSet(chosen, self.task_cfg.train_pipeline, "task.train_pipeline", c)
 
     def write_source_samples(self, sources: Mapping[str, Any], per_batch) -> None:
         c = self.classes
@@ -119,7 +119,7 @@ class SegmentationTask(Task):
 
     def _write_stats(self, train: Mapping[str, Sequence[Any]], per_batch: Mapping[str, int] | None) -> None:
         """``data_stats.json``: per source RGB statistics and label frequencies, and the mixer's per-batch counts."""
-        sc = self.tc.get("stats") or {}
+        sc = self.task_cfg.get("stats") or {}
         if not sc.get("enabled", True):
             return
         per_source = sc.get("per_source", 32)
@@ -187,7 +187,7 @@ class SegmentationTask(Task):
         return data.eval[split]
 
     def eval_dataset(self, split: str) -> SegPipelineSet:
-        return SegPipelineSet(self._eval_items(split), self.tc.test_pipeline, "task.test_pipeline", self.classes)
+        return SegPipelineSet(self._eval_items(split), self.task_cfg.test_pipeline, "task.test_pipeline", self.classes)
 
     def eval_collate(self, samples: list) -> Any:
         return pseudo_collate(samples)
@@ -226,19 +226,19 @@ class SegmentationTask(Task):
     def write_batch_samples(self, batch: Any, sources: Sequence[str], out: Path) -> None:
         images = [t.permute(1, 2, 0).cpu().numpy().astype(np.uint8) for t in batch["inputs"]]
         labels = [ds.gt_sem_seg.data[0].cpu().numpy().astype(np.uint8) for ds in batch["data_samples"]]
-        n = int((self.tc.get("samples") or {}).get("per_batch", 16))
+        n = int((self.task_cfg.get("samples") or {}).get("per_batch", 16))
         c = self.classes
         draw.write_png(out, draw.batch_grid(images, labels, list(sources), c.palette, c.ignore_index, n))
 
     def write_prediction_samples(self, model: nn.Module, split: str, out_dir: Path) -> None:
-        n = int((self.tc.get("samples") or {}).get("predictions", 6))
+        n = int((self.task_cfg.get("samples") or {}).get("predictions", 6))
         if n <= 0:
             return
         c = self.classes
         from vsynth.data.formats.seg_folders import read_mask
 
         items = self._eval_items(split)[:n]
-        batch = pseudo_collate([SegPipelineSet(items, self.tc.test_pipeline, "task.test_pipeline", c)[i]
+        batch = pseudo_collate([SegPipelineSet(items, self.task_cfg.test_pipeline, "task.test_pipeline", c)[i]
                                 for i in range(len(items))])
         model.eval()
         with torch.no_grad():

@@ -71,6 +71,19 @@ def test_shift_moves_exactly_the_chosen_labelled_points() -> None:
     assert out.tolist() == [[0.0, 0.0, 0.0]]  # moved outside the image: unlabelled
 
 
+def test_shift_of_all_keypoints() -> None:
+    every = effects_from_config({"keypoint_shift": {"keypoints": "all", "offset": [0.0, 0.25]}})
+    assert every.keypoint_shift.indices == tuple(range(len(KEYPOINT_NAMES_24)))
+    assert every.cache_params()["keypoint_shift"]["keypoints"] == KEYPOINT_NAMES_24
+    plain = render_sample("keypoints", "synthetic", 0, "train", 0, (160, 120))
+    moved = render_sample("keypoints", "synthetic", 0, "train", 0, (160, 120), every)
+    for a, b in zip(plain.objects, moved.objects):
+        both = (a.keypoints[:, 2] > 0) & (b.keypoints[:, 2] > 0)
+        assert both.any() and np.allclose(b.keypoints[both, 1] - a.keypoints[both, 1], 0.25 * math.sqrt(a.area))
+    with pytest.raises(ConfigError, match=r"keypoint_shift.keypoints: expected a list .* \(or 'all'\), got 'most'"):
+        effects_from_config({"keypoint_shift": {"keypoints": "most", "offset": [0, 0.1]}})
+
+
 def test_shift_in_rendered_synthetic_samples() -> None:
     shift = effects_from_config(WHEELS)
     size = (160, 120)

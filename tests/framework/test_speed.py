@@ -77,7 +77,7 @@ def test_fused_optimizer_when_set(tmp_path):
     t = make_trainer(tmp_path, "trainer.length=1", "+data.batches_per_epoch=3", "trainer.optimizer.fused=true")
     t.fit()
     assert t.state.optimizer.defaults["fused"] is True
-    assert make_trainer(tmp_path / "b", "trainer.length=1").tc.optimizer.fused is False
+    assert make_trainer(tmp_path / "b", "trainer.length=1").trainer_cfg.optimizer.fused is False
 
 
 class PendingProbe(Part):

@@ -12,7 +12,8 @@ from vsynth.experiments import launch as launch_mod
 
 def _cfg(**killswitch):
     base = OmegaConf.load(Path(__file__).resolve().parents[2] / "conf" / "experiment" / "kill_switch.yaml")
-    cfg = OmegaConf.create({"task": {"name": "keypoints"}, "seed": 0, "init": None, "killswitch": base.killswitch})
+    task = {"name": "keypoints", "metrics": ["oks_map", "oks_map50", "pck@0.05"]}
+    cfg = OmegaConf.create({"task": task, "seed": 0, "init": None, "killswitch": base.killswitch})
     for k, v in killswitch.items():
         OmegaConf.update(cfg, f"killswitch.{k}", v, merge=False)
     return cfg
@@ -24,7 +25,8 @@ class _Ctx:
 
 
 def _coco(run: Path, quality: float):
-    """gt/predictions for 6 images with one vehicle each; predictions offset by (1 - quality) * 20 px."""
+    """gt/predictions for 6 images with one vehicle each; predictions offset by (1 - quality) * 4 px x 1..6
+    (OKS 0.08-0.94: per-image scores that differ between arms and images, so power can be estimated)."""
     sig = [0.08] * 14
     images, anns, preds = [], [], []
     for i in range(6):
@@ -32,7 +34,7 @@ def _coco(run: Path, quality: float):
         images.append({"id": i, "file_name": f"{i}.jpg", "width": 200, "height": 150})
         anns.append({"id": i + 1, "image_id": i, "category_id": 1, "bbox": [15, 25, 80, 50], "area": 2120.0,
                      "iscrowd": 0, "keypoints": [v for p in kp for v in p], "num_keypoints": 14})
-        off = (1 - quality) * 20 * (1 + (i % 3))
+        off = (1 - quality) * 4 * (1 + i)
         preds.append({"image_id": i, "category_id": 1, "score": 0.9, "bbox": [15, 25, 80, 50],
                       "keypoints": [v for p in kp for v in (p[0] + off, p[1], 1.0)]})
     gt = {"images": images, "annotations": anns,
@@ -51,7 +53,8 @@ def _fake_runs(monkeypatch, quality):
             launched.append(cmd)
             run_dir.mkdir(parents=True, exist_ok=True)
             arm = next(c.split("=", 1)[1] for c in cmd if c.startswith("arm="))
-            q = quality[arm]
+            ratio = next((c for c in cmd if c.startswith("data.ratio=")), None)
+            q = quality[ratio or arm]
             metrics = {"test/oks_map": q, "test/oks_map50": q + 0.1, "test/pck@0.05": q + 0.2}
             (run_dir / "metrics.json").write_text(json.dumps(metrics))
             (run_dir / "status.json").write_text(json.dumps({"state": "done"}))
@@ -120,3 +123,27 @@ def test_conflicting_baseline_sources(monkeypatch, tmp_path):
                      "metrics": {"oks_map": 0.2}})
     with pytest.raises(Exception, match="killswitch.base: set one of"):
         ks.Orchestrator(cfg, _Ctx(tmp_path / "r")).run()
+
+
+def test_roles_of_one_arm_told_apart_by_overrides_and_labels(monkeypatch, tmp_path):
+    """Segmentation's comparison: arm ratio with data.ratio=1.0 (control) vs 0.5 (treatment)."""
+    launched = _fake_runs(monkeypatch, {"base": 0.30, "data.ratio=1.0": 0.31, "data.ratio=0.5": 0.36})
+    cfg = _cfg(control={"arm": "ratio", "label": "real-only", "overrides": ["data.ratio=1.0"]},
+               treatment={"arm": "ratio", "label": "mix0.5", "overrides": ["data.ratio=0.5"]},
+               bootstrap={"samples": 20, "seed": 0, "level": 0.95})
+    metrics, _ = ks.Orchestrator(cfg, _Ctx(tmp_path)).run()
+    assert (tmp_path / "real-only-seed0" / "metrics.json").is_file() and (tmp_path / "mix0.5-seed0").is_dir()
+    control = next(c for c in launched if "data.ratio=1.0" in c)
+    assert "arm=ratio" in control and "name=keypoints-real-only" in control
+    assert metrics["killswitch/verdict"] == "PASS"
+    s = json.loads((tmp_path / "killswitch.json").read_text())
+    assert s["names"] == {"base": "base", "B": "real-only", "A": "mix0.5"}  # B: the control, A: the treatment
+    assert "data.ratio=0.5" in s["arms"]["A"]["description"]
+
+
+def test_roles_need_different_labels(monkeypatch, tmp_path):
+    _fake_runs(monkeypatch, {"base": 0.3})
+    cfg = _cfg(control={"arm": "ratio", "overrides": ["data.ratio=1.0"]},
+               treatment={"arm": "ratio", "overrides": ["data.ratio=0.5"]})
+    with pytest.raises(Exception, match="different labels"):
+        ks.Orchestrator(cfg, _Ctx(tmp_path)).run()

@@ -127,5 +127,7 @@ def test_unknown_gate_metric_is_a_config_error():
 def test_arm_runs_inherit_only_the_users_data_and_recipe_overrides():
     got = passthrough_overrides(["experiment=kill_switch", "mode=killswitch", "killswitch.seeds=[0,1]",
                                  "hydra.run.dir=/x", "data.real_subset=50", "trainer.length=2", "arm=A", "seed=3",
-                                 "init=/w.pt", "+foo=1"])
+                                 "init=/w.pt", "+foo=1", "hydra.searchpath=[file:///my/conf]", "hydra/launcher=slurm"])
+    # Hydra's keys are not task overrides: the launcher passes the command's own hydra overrides (the user's
+    # config search path) itself (vsynth.experiments.launch.hydra_overrides; tests/segmentation/test_killswitch.py)
     assert got == ["data.real_subset=50", "trainer.length=2", "+foo=1"]

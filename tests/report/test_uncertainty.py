@@ -223,3 +223,17 @@ def test_compare_arms_power_section_is_consistent() -> None:
     assert p["alpha"] == 0.05 and p["power"] == 0.8 and p["gate"] == 0.02
     assert set(p["seeds_needed"]) == {"seeds", "images", "reason"}
     assert set(p["images_needed"]) == {"images", "seeds", "reason"}
+
+
+def test_identical_arms_give_no_power_claim() -> None:
+    """Two models that score every test image alike (e.g. both predict one class everywhere) have no
+    observed variance: the power section says so instead of claiming a 0 pp detectable effect."""
+    same = np.tile(np.linspace(0.1, 0.9, 20), (1, 1))
+    out = compare_arms(same, same.copy(), samples=50, names=("A", "B"), gate=0.02)
+    assert out["delta"] == 0.0 and out["low"] == out["high"] == 0.0
+    pw = out["power"]
+    assert pw["mde"] is None and pw["gate_detectable"] is None and "cannot be estimated" in pw["reason"]
+    from vsynth.report.killswitch import power_lines
+
+    text = "\n".join(power_lines(pw, 0.02))
+    assert "cannot be estimated" in text and "can detect" not in text

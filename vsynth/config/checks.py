@@ -15,7 +15,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from vsynth.errors import ConfigError
 
 #: the ways a job can run (``mode=``)
-MODES = ("train", "eval", "killswitch", "consistency")
+MODES = ("train", "eval", "killswitch", "datavalue", "consistency")
 
 
 def _unknown_keys(node: Any, prefix: str = "") -> Iterator[str]:
@@ -113,3 +113,8 @@ def check(cfg: DictConfig) -> None:
         _check(cfg, "killswitch.seeds", lambda v: len(v) >= 1, "at least one seed", False)
         _check(cfg, "killswitch.bootstrap.samples", lambda v: v >= 2, ">= 2", False)
         _check(cfg, "killswitch.bootstrap.level", lambda v: 0 < v < 1, "in (0, 1)", False)
+    if cfg.get("data_value") is not None:
+        _check(cfg, "data_value.seeds", lambda v: len(v) >= 1, "at least one seed", False)
+        _check(cfg, "data_value.mode", lambda v: v in ("max", "min"), "max | min", False)
+        _check(cfg, "data_value.bootstrap.samples", lambda v: v >= 2, ">= 2", False)
+        _check(cfg, "data_value.bootstrap.level", lambda v: 0 < v < 1, "in (0, 1)", False)

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any, Callable
 
-EXIT_USER_ERROR = 2
+from vsynth.errors import EXIT_USER_ERROR
 
 
 class JobFailed(Exception):

@@ -152,6 +152,15 @@ class DataConfig:
     batches_per_epoch: Optional[int] = None
 
 
+@dataclass
+class SampleGrids:
+    """``task.samples`` of the tasks that draw boxes or keypoints: pictures in the run folder's samples/."""
+
+    per_source: int = 8
+    predictions: int = 8
+    score: float = 0.25
+
+
 # ---- experiments --------------------------------------------------------------------------------------
 
 
@@ -173,12 +182,13 @@ class BootstrapConfig:
 
 @dataclass
 class KillSwitchConfig:
-    control: str = "B"
-    treatment: str = "A"
+    _target_: str = "vsynth.experiments.killswitch.run_killswitch"
+    control: Any = "B"  # an arm name, or {arm: NAME, label: LABEL, overrides: [...]}
+    treatment: Any = "A"
     seeds: List[int] = field(default_factory=lambda: [0])
     margin: float = 0.02
     metric: str = "oks_map"
-    metrics: List[str] = field(default_factory=lambda: ["oks_map"])
+    metrics: List[str] = field(default_factory=lambda: ["oks_map"])  # the kill_switch preset: the task's headline
     split: str = "test"
     base: KillSwitchBaseConfig = field(default_factory=KillSwitchBaseConfig)
     reuse: Dict[str, Any] = field(default_factory=dict)
@@ -186,6 +196,26 @@ class KillSwitchConfig:
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
     sigmas: Optional[List[float]] = None
     title: str = "Kill switch"
+
+
+@dataclass
+class DataValueConfig:
+    """``experiment=data_value`` (vsynth/experiments/data_value.py); the preset's comments say what each key does."""
+
+    _target_: str = "vsynth.experiments.data_value.run_data_value"
+    sizes: List[Any] = field(default_factory=lambda: [8, 20, 50, "all"])  # numbers of real frames, or all
+    seeds: List[int] = field(default_factory=lambda: [0, 1])
+    split: str = "test"
+    mode: str = "max"
+    metric: Optional[str] = None
+    size_key: Optional[str] = None
+    real_only: Any = None  # an arm name, or {arm: NAME, label: LABEL, overrides: [...]}
+    with_extra: Any = None
+    tasks: Dict[str, Any] = field(default_factory=dict)
+    overrides: List[str] = field(default_factory=list)
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    sigmas: Optional[List[float]] = None
+    title: str = "What the extra data is worth in real frames"
 
 
 # ---- the whole config ------------------------------------------------------------------------------
@@ -211,3 +241,4 @@ class VsynthConfig:
     model: Any = None
     task: Any = None
     killswitch: Optional[KillSwitchConfig] = None
+    data_value: Optional[DataValueConfig] = None

@@ -9,7 +9,8 @@ decides happens here, so "the same real subset for arms A and B" is one rule for
 
 * the draw depends only on the items (sorted) and ``data.subset_seed``, never on ``seed``, so every
   arm and every seed trains on the same frames;
-* the drawn list is written into the run folder (``data/<source>_train_subset<N>.txt``).
+* the drawn list is written into the run folder (``data/<source>_train_subset<N>.txt``), and the
+  counts per source into ``data/sources.json``.
 """
 
 from __future__ import annotations
@@ -65,12 +66,23 @@ def arm_items(cfg, source: str, items: Sequence[str], run=None) -> list[str]:
 
 
 def build_sources(cfg, task, run) -> dict[str, Any]:
-    """The arm's training datasets by source name, each over the items the arm draws."""
-    out = {}
+    """The arm's training datasets by source name, each over the items the arm draws.
+
+    ``data/sources.json`` in the run folder records, per source, the items of its train split and
+    how many the arm trains on (what a learning curve plots: :mod:`vsynth.experiments.data_value`).
+    """
+    out, record = {}, {}
     for name in cfg.arm.sources:
         name = str(name)
         items = task.source_items(name)
-        out[name] = task.train_dataset(name, arm_items(cfg, name, items, run))
+        drawn = arm_items(cfg, name, items, run)
+        out[name] = task.train_dataset(name, drawn)
+        subset = (cfg.arm.sources[name] or {}).get("subset")
+        record[name] = {"train_items": len(items), "used": len(drawn), "subset": None if subset is None else int(subset)}
+    if run is not None and run.is_main:
+        from vsynth.run.atomic import write_json
+
+        write_json(run.path("data", "sources.json"), record)
     return out
 
 

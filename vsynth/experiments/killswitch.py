@@ -38,6 +38,11 @@ from typing import Any, Mapping, Sequence
 
 from vsynth.errors import ConfigError, VsynthError
 from vsynth.experiments.launch import RunSpec, Runs
+from vsynth.experiments.role import Role
+from vsynth.experiments.overrides import command_overrides as _command_overrides
+from vsynth.experiments.overrides import experiment_choice as _experiment_choice
+from vsynth.experiments.overrides import passthrough_overrides as _passthrough
+from vsynth.experiments.overrides import read_json as _read_json
 from vsynth.report.killswitch import ArmSummary, build_summary, finite, pp, write_outputs
 
 log = logging.getLogger("vsynth.killswitch")
@@ -45,48 +50,9 @@ log = logging.getLogger("vsynth.killswitch")
 
 # ---- orchestration ---------------------------------------------------------------------------
 
-_OWN_KEYS = ("mode", "arm", "seed", "init", "name", "ckpt", "experiment")
-
-
 def passthrough_overrides(overrides: Sequence[str]) -> list[str]:
     """The experiment command's overrides that every arm run inherits (not its own control keys)."""
-    out = []
-    for o in overrides:
-        key = o.split("=", 1)[0].lstrip("+~")
-        if key.startswith(("hydra.", "hydra/", "killswitch.", "killswitch")) or key in _OWN_KEYS:
-            continue
-        out.append(o)
-    return out
-
-
-def _command_overrides(ctx) -> list[str]:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return list(HydraConfig.get().overrides.task)
-    except Exception:  # noqa: BLE001  (not under Hydra: read what Hydra saved)
-        p = Path(ctx.dir) / ".hydra" / "overrides.yaml"
-        if p.is_file():
-            import yaml
-
-            return list(yaml.safe_load(p.read_text()) or [])
-    return []
-
-
-def _experiment_choice(ctx) -> str | None:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return HydraConfig.get().runtime.choices.get("experiment")
-    except Exception:  # noqa: BLE001
-        return None
-
-
-def _read_json(p: Path) -> dict[str, Any]:
-    try:
-        return json.loads(p.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
+    return _passthrough(overrides, sections=("killswitch",))
 
 
 class Orchestrator:
@@ -114,15 +80,16 @@ class Orchestrator:
         args += passthrough_overrides(_command_overrides(self.ctx))
         return args
 
-    def spec(self, arm: str, seed: int, name: str, init: str | None, mode: str = "train", ckpt: str | None = None,
+    def spec(self, arm: str | Role, seed: int, name: str, init: str | None, mode: str = "train", ckpt: str | None = None,
              baseline: bool = False, label: str = "") -> RunSpec:
         """One run of the experiment: ``<root>/<name>``, the command's own overrides plus the arm's."""
+        role = arm if isinstance(arm, Role) else Role(arm, arm)
         extra = (self.ks.base.get("overrides") if baseline else self.ks.get("overrides")) or []
-        overrides = [*self.base_args, *[str(o) for o in extra], f"mode={mode}", f"arm={arm}", f"seed={seed}",
-                     f"name={self.cfg.task.name}-{arm}", f"init={init}" if init else "init=null"]
+        overrides = [*self.base_args, *[str(o) for o in extra], *role.overrides, f"mode={mode}", f"arm={role.arm}",
+                     f"seed={seed}", f"name={self.cfg.task.name}-{role.label}", f"init={init}" if init else "init=null"]
         if ckpt:
             overrides.append(f"ckpt={ckpt}")
-        return RunSpec(name, label or f"arm {arm} (seed {seed})", overrides)
+        return RunSpec(name, label or f"arm {role.label} (seed {seed})", overrides)
 
     def launch(self, specs: Sequence[RunSpec]) -> list[dict[str, Any]]:
         """Run the specs (skipping finished ones) through the configured launcher; their metrics.json."""
@@ -187,50 +154,58 @@ class Orchestrator:
             v = values.get(m)
             summary.values[m] = [float(v)] if v is not None else [float("nan")]
 
-    def _describe(self, arm: str) -> str:
+    def _describe(self, role: str | Role) -> str:
+        """The arm's description (``conf/arm/<arm>.yaml``), with the role's overrides."""
+        role = role if isinstance(role, Role) else Role(role, role)
         try:
             from omegaconf import OmegaConf
 
             from vsynth.paths import conf_dir
 
-            p = conf_dir() / "arm" / f"{arm}.yaml"
-            return str(OmegaConf.load(p).get("description", "")) if p.is_file() else ""
+            p = conf_dir() / "arm" / f"{role.arm}.yaml"
+            node = OmegaConf.load(p) if p.is_file() else {}
+            text = str((node.get("arm") or node).get("description", "")) if node else ""
         except Exception:  # noqa: BLE001
-            return ""
+            text = ""
+        return f"{text} ({', '.join(role.overrides)})" if role.overrides else text
 
-    def _reused(self, arm_name: str) -> ArmSummary | None:
-        """An arm taken from finished runs (``killswitch.reuse.<arm>``), or None."""
-        reuse = (self.ks.get("reuse") or {}).get(arm_name)
+    def _reused(self, role: Role) -> ArmSummary | None:
+        """An arm taken from finished runs (``killswitch.reuse.<label>``), or None."""
+        reuse = (self.ks.get("reuse") or {}).get(role.label)
         if not reuse:
             return None
-        summary = ArmSummary(name=arm_name, description=self._describe(arm_name))
+        summary = ArmSummary(name=role.label, description=self._describe(role))
         for r in [reuse] if isinstance(reuse, str) else list(reuse):
             run = Path(str(r)).expanduser().resolve()
             m = _read_json(run / "metrics.json")
             if not m:
-                raise ConfigError(f"killswitch.reuse.{arm_name}={run}: no metrics.json (not a finished vsynth run)")
+                raise ConfigError(f"killswitch.reuse.{role.label}={run}: no metrics.json (not a finished vsynth run)")
             self._collect(summary, m, run, _read_json(run / "status.json").get("seed"))
         summary.origin = "reused " + ", ".join(summary.runs)
         return summary
 
-    def arms(self, names: Sequence[str], start: str | None) -> list[ArmSummary]:
+    def arms(self, roles: Sequence[Role], start: str | None) -> list[ArmSummary]:
         """Every seed of every arm not reused, as one stage of runs (in parallel with a launcher)."""
-        summaries = {n: self._reused(n) for n in names}
-        specs = [(n, seed, self.spec(n, seed, f"{n}-seed{seed}", start)) for n in names if summaries[n] is None
-                 for seed in self.seeds]
+        if len({r.label for r in roles}) < len(roles):
+            raise ConfigError(f"killswitch.control and killswitch.treatment need different labels, got "
+                              f"{[r.label for r in roles]} (set label: in one of them)")
+        summaries = {r.label: self._reused(r) for r in roles}
+        specs = [(r, seed, self.spec(r, seed, f"{r.label}-seed{seed}", start)) for r in roles
+                 if summaries[r.label] is None for seed in self.seeds]
         results = self.launch([spec for _, _, spec in specs])
-        for (n, seed, spec), m in zip(specs, results):
-            if summaries[n] is None:
-                summaries[n] = ArmSummary(name=n, description=self._describe(n))
-            self._collect(summaries[n], m, self.runs.folder(spec), seed)
-        return [summaries[n] for n in names]
+        for (r, seed, spec), m in zip(specs, results):
+            if summaries[r.label] is None:
+                summaries[r.label] = ArmSummary(name=r.label, description=self._describe(r))
+            self._collect(summaries[r.label], m, self.runs.folder(spec), seed)
+        return [summaries[r.label] for r in roles]
 
     def run(self) -> tuple[dict[str, Any], dict[str, Any]]:
         t0 = time.time()
         base, start = self.baseline()
         log.info("Baseline %s: %s (%s); arms start from %s", base.name,
                  ", ".join(f"{m}={base.mean(m):.4f}" for m in self.metrics), base.origin, start or "fresh weights")
-        control, treatment = self.arms([str(self.ks.control), str(self.ks.treatment)], start)
+        control, treatment = self.arms([Role.parse(self.ks.control, "killswitch.control"),
+                                        Role.parse(self.ks.treatment, "killswitch.treatment")], start)
         contribution = self._compare(treatment, control)
         summary = build_summary(base, control, treatment, metrics=self.metrics, metric=self.metric,
                                 margin=float(self.ks.margin), contribution=contribution)
@@ -314,6 +289,4 @@ class Orchestrator:
 
 def run_killswitch(cfg, ctx) -> tuple[dict[str, Any], dict[str, Any]]:
     """``mode=killswitch``: run the experiment in ``ctx.dir``; (metrics for metrics.json, extra)."""
-    if cfg.get("killswitch") is None:
-        raise ConfigError("mode=killswitch needs a killswitch section (use experiment=kill_switch)")
     return Orchestrator(cfg, ctx).run()

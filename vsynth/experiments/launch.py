@@ -55,6 +55,18 @@ def _launcher_choice() -> str:
         return "basic"
 
 
+def hydra_overrides() -> list[str]:
+    """The experiment command's own ``hydra...`` overrides that its runs keep (config search path, launcher
+    resources, logging), not where it runs nor its callbacks; [] outside Hydra."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        hc = HydraConfig.get()
+    except ValueError:
+        return []
+    return [str(o) for o in hc.overrides.hydra if not str(o).startswith(("hydra.run.", "hydra.sweep.", "hydra.callbacks"))]
+
+
 class Runs:
     """Launches runs under ``root`` and reads back their results (``metrics.json``)."""
 
@@ -98,7 +110,7 @@ class Runs:
 
     # ---- basic: subprocesses, one after another -------------------------------------------------
     def _subprocess(self, spec: RunSpec) -> None:
-        cmd = [sys.executable, "-m", "vsynth", *spec.overrides, f"hydra.run.dir={self.folder(spec)}"]
+        cmd = [sys.executable, "-m", "vsynth", *hydra_overrides(), *spec.overrides, f"hydra.run.dir={self.folder(spec)}"]
         log.info("%s: %s", spec.label, " ".join(shlex.quote(c) for c in cmd))
         env = dict(os.environ)
         repo = Path(__file__).resolve().parents[2]
@@ -122,11 +134,12 @@ class Runs:
         from vsynth.paths import conf_dir
 
         hc = HydraConfig.get()
-        hydra_overrides = [str(o) for o in hc.overrides.hydra
-                           if not str(o).startswith(("hydra.run.", "hydra.sweep.", "hydra.callbacks"))]
-        hydra_overrides += [f"hydra.sweep.dir={self.root}", "~hydra.callbacks.sweep_report"]  # no sweep report over ours
+        # the command's own overrides too, so that a launcher chosen by its preset (e.g. experiment=kill_switch_planted
+        # sets hydra/launcher=local) and the preset's hydra.launcher.* resources are the ones instantiated here
+        overrides = [*hydra_overrides(), *[str(o) for o in hc.overrides.task],
+                     f"hydra.sweep.dir={self.root}", "~hydra.callbacks.sweep_report"]  # no sweep report over ours
         loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(conf_dir())))
-        master = loader.load_configuration(config_name=str(hc.job.config_name), overrides=hydra_overrides,
+        master = loader.load_configuration(config_name=str(hc.job.config_name), overrides=overrides,
                                            run_mode=RunMode.MULTIRUN)
         context = HydraContext(config_loader=loader, callbacks=Callbacks(master))
         launcher = Plugins.instance().instantiate_launcher(hydra_context=context, task_function=task_function,

@@ -1,7 +1,10 @@
 """``python -m vsynth.report``: reports that can be (re)written any time from files on disk.
 
-    python -m vsynth.report SWEEP_DIR
-        (re)write summary.csv and report.md of a sweep
+    python -m vsynth.report SWEEP_DIR [--reference ARM] [--arm-key arm] [--samples 1000] [--seed 0] [--level 0.95]
+        [--gate 0.02] [--sigmas s1,...,sK] [--no-compare]
+        (re)write summary.csv and report.md of a sweep; when it sweeps the arm and its runs kept per-image test
+        files, every arm vs the reference arm (default B, else the first) with a two-level interval over seeds
+        and test images, variance shares and MDE (also comparisons.csv / comparisons.json)
     python -m vsynth.report keypoint-audit --gt GT.json --pred A.json --control B.json [--sigmas s1,...,sK]
         [--out DIR] [--samples 1000] [--seed 0] [--level 0.95] [--alpha 0.05] [--adjust holm|none]
         [--pck 0.05] [--protocol coco|ultralytics] [--max-dets N]
@@ -31,19 +34,43 @@ def _error(message: str) -> int:
     return 2
 
 
+def _resampling_options(ap: argparse.ArgumentParser, what: str) -> None:
+    """--samples, --seed and --level: the bootstrap every command of this module runs."""
+    ap.add_argument("--samples", type=int, default=1000, help=f"{what} (default 1000)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
+    ap.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+
+
 def _sweep(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog=PROG, description="(Re)write summary.csv and report.md of a sweep. "
                                  f"Other commands: {PROG} keypoint-audit --help, {PROG} compare --help")
     ap.add_argument("sweep_dir", type=Path, help="a sweep root (outputs/sweeps/<name>-<hash>)")
+    ap.add_argument("--reference", help="arm every other arm is compared with (default: B if swept, else the first)")
+    ap.add_argument("--arm-key", default="arm", help="the swept key whose values are arms (default arm)")
+    _resampling_options(ap, "two-level resamples per comparison")
+    ap.add_argument("--gate", type=float, default=0.02, help="effect the power section plans for (default 0.02)")
+    ap.add_argument("--sigmas", help="per-keypoint OKS sigmas, comma-separated (default: those in gt_test.json)")
+    ap.add_argument("--no-compare", action="store_true", help="skip the arm comparisons (tables and plots only)")
     args = ap.parse_args(argv)
     if not args.sweep_dir.is_dir():
         return _error(f"{args.sweep_dir}: no such folder")
-    from vsynth.report.sweep import find_jobs, write_sweep_report
+    from vsynth.errors import VsynthError
+    from vsynth.eval.__main__ import _floats
+    from vsynth.report.jobs import find_jobs
+    from vsynth.report.sweep import write_sweep_report
 
     if not find_jobs(args.sweep_dir):
         return _error(f"{args.sweep_dir}: no job folders (with .hydra/overrides.yaml) inside")
-    report = write_sweep_report(args.sweep_dir)
+    try:
+        options = {"arm_key": args.arm_key, "reference": args.reference, "samples": args.samples, "seed": args.seed,
+                   "level": args.level, "gate": args.gate,
+                   "sigmas": _floats(args.sigmas, "--sigmas") if args.sigmas else None}
+        report = write_sweep_report(args.sweep_dir, compare=not args.no_compare, options=options)
+    except VsynthError as exc:
+        return _error(str(exc).splitlines()[0])
     print(f"Wrote {args.sweep_dir / 'summary.csv'} and {report}")
+    if (args.sweep_dir / "comparisons.csv").is_file() and not args.no_compare:
+        print(f"Arm comparisons: {args.sweep_dir / 'comparisons.csv'}")
     return 0
 
 
@@ -59,9 +86,7 @@ def _keypoint_audit(argv: list[str]) -> int:
     ap.add_argument("--control", required=True, help="COCO results of arm B, the control, on the same images")
     ap.add_argument("--sigmas", help="per-keypoint OKS sigmas, comma-separated (default: the GT's kpt_oks_sigmas)")
     ap.add_argument("--out", default=".", help="folder for keypoint_audit.json and keypoint_audit.png (default .)")
-    ap.add_argument("--samples", type=int, default=1000, help="image resamples of the bootstrap (default 1000)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
-    ap.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    _resampling_options(ap, "image resamples of the bootstrap")
     ap.add_argument("--alpha", type=float, default=0.05, help="level at which a keypoint is flagged (default 0.05)")
     ap.add_argument("--adjust", choices=ADJUSTMENTS, default="holm",
                     help="multiple-testing adjustment over keypoints (default holm: at most alpha chance that any "
@@ -103,9 +128,7 @@ def _compare(argv: list[str]) -> int:
     ap.add_argument("--metric", default="oks_map", help="metric key (default oks_map; nested as group/name)")
     ap.add_argument("--split", default="test", help="which saved split to score (default test)")
     ap.add_argument("--sigmas", help="per-keypoint OKS sigmas, comma-separated (default: those in gt_<split>.json)")
-    ap.add_argument("--samples", type=int, default=1000, help="two-level resamples (default 1000)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
-    ap.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    _resampling_options(ap, "two-level resamples")
     ap.add_argument("--gate", type=float, default=0.02, help="effect to plan seeds / images for (default 0.02 = 2 pp)")
     ap.add_argument("--alpha", type=float, default=0.05, help="two-sided test level of the power analysis (0.05)")
     ap.add_argument("--power", type=float, default=0.8, help="power of the power analysis (default 0.8)")
@@ -138,8 +161,11 @@ def _compare(argv: list[str]) -> int:
           f"test images{share}")
     for note in res["notes"]:
         print(f"  {note}")
-    print(f"Smallest detectable A - B ({pw['power']:.0%} power, {pw['alpha']:g} two-sided): {pw['mde'] * 100:.2f} pp")
-    if args.gate:
+    if pw.get("reason"):
+        print(f"Power: {pw['reason']}")
+    else:
+        print(f"Smallest detectable A - B ({pw['power']:.0%} power, {pw['alpha']:g} two-sided): {pw['mde'] * 100:.2f} pp")
+    if args.gate and not pw.get("reason"):
         s, m = pw["seeds_needed"], pw["images_needed"]
         seeds = f"{s['seeds']} seeds per arm at {s['images']} test images" if s["seeds"] else s["reason"]
         images = f"{m['images']} test images at the current seeds" if m["images"] else ""

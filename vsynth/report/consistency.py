@@ -170,7 +170,7 @@ _NOT_SETTINGS = ("ckpt", "mode", "trainer.threads", "device")
 def _label(run: Path, sweep_dir: Path, swept: list[str]) -> str:
     """A result's row label: its job's swept settings (or the job's name), then for a run inside the job its
     folder and the settings it added (e.g. ``data.ratio=1.0 / consistency (data.demo.effects.generated_warp=4)``)."""
-    from vsynth.report.sweep import job_overrides
+    from vsynth.report.jobs import job_overrides
 
     job = sweep_dir / run.relative_to(sweep_dir).parts[0]
     own = job_overrides(job)
@@ -232,15 +232,3 @@ def sweep_section(sweep_dir: Path, jobs: list[Path], swept: list[str]) -> list[s
                   f"hydra.run.dir={(job / 'consistency').resolve()}", "",
                   "This report shows them when it is next written (the command rewrites it)."]
     return [*lines, ""]
-
-
-def refresh_sweep(run_dir: Path) -> None:
-    """A consistency run inside a sweep's job folder (the note's command) rewrites that sweep's report."""
-    from vsynth.report.sweep import find_jobs, write_sweep_report
-
-    job, root = Path(run_dir).parent, Path(run_dir).parent.parent
-    try:
-        if (root / "summary.csv").is_file() and job in find_jobs(root):
-            log.info("Sweep report: %s", write_sweep_report(root))
-    except Exception as e:  # noqa: BLE001  (the run's own records are written; a report problem must not fail it)
-        log.warning("could not refresh the sweep report of %s: %s", root, e)

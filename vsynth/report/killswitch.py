@@ -213,6 +213,8 @@ def power_lines(pw: Mapping[str, Any] | None, margin: float) -> list[str]:
     if not pw:
         return []
     out = ["## Power", "", f"- Minimum detectable A - B (80 % power, 5 % two-sided): {pp(pw.get('mde'), signed=False)}."]
+    if pw.get("reason"):
+        return ["## Power", "", f"- {pw['reason'][0].upper()}{pw['reason'][1:]}.", ""]
     if pw.get("gate") is not None:
         ok = "can" if pw.get("gate_detectable") else "cannot"
         out.append(f"- This experiment {ok} detect the {pp(pw['gate'], signed=False)} gate.")

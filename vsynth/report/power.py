@@ -183,6 +183,11 @@ def power_report(v: Variances, seeds_a: int, seeds_b: int, images: int, *, se: f
     check_levels(alpha, power)
     mde = minimum_detectable_effect(se, df, alpha, power)
     out: dict[str, Any] = {"alpha": alpha, "power": power, "mde": mde, "gate": gate, "assumptions": []}
+    if not se > 0:  # identical per-image scores and no seed spread: nothing to estimate power from
+        out.update(mde=None, gate_detectable=None,
+                   reason="no variance observed (A and B scored every test image alike, e.g. models that predict "
+                          "one class everywhere): power cannot be estimated")
+        return out
     if gate is None:
         return out
     if not gate > 0:

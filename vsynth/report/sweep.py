@@ -5,54 +5,39 @@ Works on a finished, partial or still-running sweep: it only reads what each job
 ``consistency.json`` in a job or a folder inside it: :mod:`vsynth.report.consistency`). Plots:
 for a numeric swept key (e.g. ``data.ratio``), the metric against that key with mean and spread
 over seeds; for a categorical key (e.g. ``arm``), the values side by side with 95% intervals over
-seeds.
+seeds (plain t intervals over the seeds' metrics).
+
+When the sweep varies the arm (``arm=A,B,base``) and its runs kept their per-image test files,
+every arm is also compared with a reference arm (the control ``B`` if swept, else the first;
+:mod:`vsynth.report.sweep_compare`): its delta with a two-level interval over seeds and test
+images, the variance shares and the smallest detectable delta, in report.md and comparisons.csv /
+comparisons.json.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import json
 import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-
+from vsynth.report.jobs import SEED_KEYS, find_jobs, job_overrides, swept_keys
 from vsynth.run.atomic import atomic_write, write_text
 from vsynth.run.status import effective_state
 
+log = logging.getLogger("vsynth.report")
+
 HEADLINE_PREFERENCE = ["test/miou", "test/oks_map", "test/ap", "test/ap50", "test/oks_map50", "test/pck@0.05",
                        "test/aacc", "test/acc", "consistency/miou_generated", "consistency/drop"]  # last: mode=consistency jobs
-SEED_KEYS = ("seed",)
-
-
 def _read_json(p: Path) -> Any:
     try:
         return json.loads(p.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-
-
-def find_jobs(sweep_dir: Path) -> list[Path]:
-    """Job folders: any folder below the root holding ``.hydra/overrides.yaml`` or ``status.json``."""
-    jobs = []
-    for p in sorted(sweep_dir.iterdir()):
-        if p.is_dir() and not p.name.startswith(".") and ((p / ".hydra" / "overrides.yaml").is_file() or (p / "status.json").is_file()):
-            jobs.append(p)
-    return jobs
-
-
-def job_overrides(job: Path) -> dict[str, str]:
-    p = job / ".hydra" / "overrides.yaml"
-    out: dict[str, str] = {}
-    if p.is_file():
-        for o in yaml.safe_load(p.read_text()) or []:
-            if "=" in o and not o.startswith("hydra"):
-                k, v = o.split("=", 1)
-                out[k.lstrip("+~")] = v
-    return out
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -133,11 +118,6 @@ def group(rows: list[dict[str, Any]], key: str, metric: str) -> dict[tuple, dict
     return out
 
 
-def swept_keys(rows: list[dict[str, Any]]) -> list[str]:
-    keys = sorted({k for r in rows for k in r if k.startswith("override:")})
-    return [k for k in keys if len({r.get(k) for r in rows}) > 1]
-
-
 def plot_key(rows, key: str, metric: str, out: Path) -> bool:
     data = group(rows, key, metric)
     if not data:
@@ -185,8 +165,12 @@ def plot_key(rows, key: str, metric: str, out: Path) -> bool:
     return True
 
 
-def write_sweep_report(sweep_dir: str | Path) -> Path:
-    """Write summary.csv, report.md and plot PNGs into ``sweep_dir``; returns report.md's path."""
+def write_sweep_report(sweep_dir: str | Path, compare: bool = True, options: dict[str, Any] | None = None) -> Path:
+    """Write summary.csv, report.md and plot PNGs into ``sweep_dir``; returns report.md's path.
+
+    ``compare``: also compare every arm with the reference arm on the runs' per-image test files
+    (:func:`vsynth.report.sweep_compare.compare_arms_of_sweep`, ``options`` passed to it).
+    """
     sweep_dir = Path(sweep_dir)
     rows = collect(sweep_dir)
     write_summary_csv(rows, sweep_dir / "summary.csv")
@@ -217,6 +201,13 @@ def write_sweep_report(sweep_dir: str | Path) -> Path:
     from vsynth.report.consistency import sweep_section
 
     lines += sweep_section(sweep_dir, find_jobs(sweep_dir), [k.split(":", 1)[1] for k in swept])
+    if compare:
+        from vsynth.report.sweep_compare import compare_arms_of_sweep, comparison_lines, write_comparisons
+
+        comparisons = compare_arms_of_sweep(sweep_dir, rows, metrics, **(options or {}))
+        if comparisons is not None:
+            write_comparisons(sweep_dir, comparisons)
+            lines += comparison_lines(comparisons)
     lines += ["## Jobs", "", "| " + " | ".join(["job", "status", *metrics, "wall time (s)", "error"]) + " |",
               "|---|---|" + "---|" * len(metrics) + "---|---|"]
     for r in rows:
@@ -227,3 +218,13 @@ def write_sweep_report(sweep_dir: str | Path) -> Path:
     report = sweep_dir / "report.md"
     write_text(report, "\n".join(lines))
     return report
+
+
+def refresh_sweep(run_dir: Path) -> None:
+    """A run written inside a sweep's job folder (e.g. ``<job>/consistency``) rewrites that sweep's report."""
+    job, root = Path(run_dir).parent, Path(run_dir).parent.parent
+    try:
+        if (root / "summary.csv").is_file() and job in find_jobs(root):
+            log.info("Sweep report: %s", write_sweep_report(root))
+    except Exception as e:  # noqa: BLE001  (the run's own records are written; a report problem must not fail it)
+        log.warning("could not refresh the sweep report of %s: %s", root, e)

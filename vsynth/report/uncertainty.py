@@ -27,6 +27,10 @@ What is reported (all for the difference of arm means):
   interval covers test images (and the other arm's seeds) only.
 * power (:mod:`vsynth.report.power`): the minimum detectable effect and the seeds and images a
   gate needs.
+
+:func:`compare_arms` is two pieces that also serve experiments of more than two arms (the data value
+of :mod:`vsynth.report.data_value`): :func:`resample_groups` scores every run of any number of arms on
+the same image draws, and :func:`difference` sums up one pair of them.
 """
 
 from __future__ import annotations
@@ -71,8 +75,8 @@ class PerImageScores:
         return weights @ self.scores / weights.sum(axis=1)
 
 
-def _states(arm: Any, name: str) -> list[Any]:
-    """One state per seed: evaluator states as they are, arrays as :class:`PerImageScores`."""
+def arm_states(arm: Any, name: str) -> list[Any]:
+    """One bootstrap state per seed: evaluator states as they are, arrays as :class:`PerImageScores`."""
     if isinstance(arm, np.ndarray) and arm.ndim in (1, 2):
         return [PerImageScores(row) for row in arm.reshape(-1, arm.shape[-1])]
     states = [s.bootstrap_state() if hasattr(s, "bootstrap_state") else s for s in arm]
@@ -100,7 +104,7 @@ def _check_same_images(states: Sequence[Any], names: Sequence[str]) -> np.ndarra
     return ref
 
 
-def _seed_means(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def seed_means(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Per resample r, the mean over S seeds drawn with replacement from ``values[:, r]``, rescaled.
 
     The deviation from the mean over all seeds is scaled by sqrt(S / (S - 1)), which makes the
@@ -112,6 +116,35 @@ def _seed_means(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return everyone
     drawn = values[rng.integers(0, s, size=(r, s)), np.arange(r)[:, None]].mean(axis=1)
     return everyone + math.sqrt(s / (s - 1)) * (drawn - everyone)
+
+
+def streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """The (image draws, seed draws) random streams of a two-level bootstrap with this ``seed``."""
+    return np.random.default_rng([int(seed), 0]), np.random.default_rng([int(seed), 1])
+
+
+def resample_groups(groups: Sequence[Sequence[Any]], labels: Sequence[str], *, metric: str, samples: int,
+                    rng_images: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+    """Every state of every group scored on the same ``samples`` image resamples.
+
+    ``groups``: lists of states (one per seed) of arms scored on the same test images;
+    ``labels``: one name per group for errors. Returns (full, resampled, N): per group the metric
+    of each seed on all images (S,) and on each resample (S, R); resamples where any state's
+    metric is undefined are dropped from every group.
+    """
+    flat = [s for g in groups for s in g]
+    n_images = _check_same_images(flat, [f"{lab} seed {i}" for lab, g in zip(labels, groups) for i in range(len(g))]).size
+    full = [np.array([metric_value(s.summarize(None), metric) for s in g]) for g in groups]
+    values = [np.empty((len(g), int(samples))) for g in groups]
+    for lo in range(0, int(samples), _CHUNK):
+        weights = image_weights(rng_images, min(_CHUNK, int(samples) - lo), n_images)
+        for vals, states in zip(values, groups):
+            for i, state in enumerate(states):
+                vals[i, lo : lo + weights.shape[0]] = _resampled(state, metric, weights)
+    finite = np.logical_and.reduce([np.isfinite(v).all(axis=0) for v in values])
+    if finite.sum() < 2:
+        raise DataError(f"{metric} is undefined on (almost) every image resample; cannot bootstrap it")
+    return full, [v[:, finite] for v in values], n_images
 
 
 def compare_arms(a: Any, b: Any, *, metric: str = ARRAY_METRIC, samples: int = 1000, seed: int = 0,
@@ -131,32 +164,32 @@ def compare_arms(a: Any, b: Any, *, metric: str = ARRAY_METRIC, samples: int = 1
     ``image_share``), ``training_noise`` (measured | partly measured | unmeasured),
     ``single_seed`` (names), ``notes`` and ``power`` (see :func:`vsynth.report.power.power_report`).
     """
+    _check_options(level, samples)
+    na, nb = names
+    rng_images, rng_seeds = streams(seed)
+    (full_a, full_b), (values_a, values_b), n_images = resample_groups(
+        [arm_states(a, na), arm_states(b, nb)], names, metric=metric, samples=samples, rng_images=rng_images)
+    return difference(full_a, full_b, values_a, values_b, n_images, rng_seeds=rng_seeds, metric=metric, level=level,
+                      alpha=alpha, power=power, gate=gate, names=names)
+
+
+def _check_options(level: float, samples: int) -> None:
     if not (0 < level < 1):
         raise ConfigError(f"level: expected an interval level in (0, 1), got {level!r}")
     if int(samples) < 2:
         raise ConfigError(f"samples: expected at least 2 resamples, got {samples!r}")
-    na, nb = names
-    states_a, states_b = _states(a, na), _states(b, nb)
-    labels = [f"{na} seed {i}" for i in range(len(states_a))] + [f"{nb} seed {i}" for i in range(len(states_b))]
-    n_images = _check_same_images(states_a + states_b, labels).size
-    full_a = np.array([metric_value(s.summarize(None), metric) for s in states_a])
-    full_b = np.array([metric_value(s.summarize(None), metric) for s in states_b])
-    delta = float(full_a.mean() - full_b.mean())
 
-    rng_images, rng_seeds = (np.random.default_rng([int(seed), stream]) for stream in (0, 1))
-    values_a = np.empty((len(states_a), int(samples)))
-    values_b = np.empty((len(states_b), int(samples)))
-    for lo in range(0, int(samples), _CHUNK):
-        weights = image_weights(rng_images, min(_CHUNK, int(samples) - lo), n_images)
-        for values, states in ((values_a, states_a), (values_b, states_b)):
-            for i, state in enumerate(states):
-                values[i, lo : lo + weights.shape[0]] = _resampled(state, metric, weights)
-    finite = np.isfinite(values_a).all(axis=0) & np.isfinite(values_b).all(axis=0)
-    if finite.sum() < 2:
-        raise DataError(f"{metric} is undefined on (almost) every image resample; cannot bootstrap it")
-    values_a, values_b = values_a[:, finite], values_b[:, finite]
+
+def difference(full_a: np.ndarray, full_b: np.ndarray, values_a: np.ndarray, values_b: np.ndarray, n_images: int, *,
+               rng_seeds: np.random.Generator, metric: str, level: float = 0.95, alpha: float = 0.05,
+               power: float = 0.8, gate: float | None = 0.02, names: tuple[str, str] = ("A", "B")) -> dict[str, Any]:
+    """The two-level summary of mean(A) - mean(B) from per-seed metrics on all images (``full_*``, (S,))
+    and on shared image resamples (``values_*``, (S, R)), as returned by :func:`compare_arms`."""
+    _check_options(level, values_a.shape[1])
+    na, nb = names
+    delta = float(full_a.mean() - full_b.mean())
     image_only = values_a.mean(axis=0) - values_b.mean(axis=0)
-    two_level = _seed_means(values_a, rng_seeds) - _seed_means(values_b, rng_seeds)
+    two_level = seed_means(values_a, rng_seeds) - seed_means(values_b, rng_seeds)
 
     seed_var = {name: (float(np.var(full, ddof=1)) if full.size > 1 else None)
                 for name, full in ((na, full_a), (nb, full_b))}
@@ -183,7 +216,7 @@ def compare_arms(a: Any, b: Any, *, metric: str = ARRAY_METRIC, samples: int = 1
         "df": df if math.isfinite(df) else None,
         "p_value": p_value,
         "prob_a_better": float(np.mean(two_level > 0)),
-        "samples": int(finite.sum()),
+        "samples": int(values_a.shape[1]),
         "num_images": int(n_images),
         "seeds": {na: int(full_a.size), nb: int(full_b.size)},
         "values": {na: full_a.tolist(), nb: full_b.tolist()},

@@ -27,7 +27,7 @@ from pathlib import Path
 
 HYDRA_SUBDIR = ".hydra"
 #: modes whose rerun in the same folder continues the same run (they keep a resumable state)
-RESUMABLE = ("train", "killswitch")
+RESUMABLE = ("train", "killswitch", "datavalue")
 #: modes that score a finished model: each start is a record of its own
 SCORING = ("eval", "consistency")
 
@@ -53,7 +53,7 @@ def _status(folder: Path) -> dict | None:
 
 
 def _claim_child(folder: Path, name: str) -> Path:
-    from vsynth.run.dirs import claim
+    from vsynth.run.claim import claim
 
     return claim(folder / name)
 
@@ -72,7 +72,7 @@ def _claim_attempt(folder: Path) -> Path:
 
 
 def _claim_sibling(folder: Path) -> Path:
-    from vsynth.run.dirs import claim
+    from vsynth.run.claim import claim
 
     return claim(folder.with_name(f"{folder.name}-1"), first_suffix=2)
 
@@ -98,7 +98,7 @@ def decide(output_dir: str | Path, mode: str, task: str, resume: str, split: str
     if key in _placements:
         return _placements[key]
     from vsynth.run.cluster import launch
-    from vsynth.run.dirs import shared_choice
+    from vsynth.run.claim import shared_choice
 
     folder = Path(key)
 

@@ -87,7 +87,7 @@ def _after_sigterm() -> str:
 
 def _leave_to_slurm(requeue: tuple[int, Callable[..., Any]] | None) -> None:
     """End this process without a submitit result, after requeuing the job if ``requeue`` is given."""
-    from vsynth.app import EXIT_INTERRUPTED
+    from vsynth.errors import EXIT_INTERRUPTED
     from vsynth.run.cluster import launch
 
     job = os.environ.get("SLURM_JOB_ID", "?")

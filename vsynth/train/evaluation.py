@@ -193,7 +193,8 @@ def score_consistency(cfg, task, run) -> tuple[dict[str, Any], dict[str, Any]]:
     """
     from omegaconf import OmegaConf
 
-    from vsynth.report.consistency import consistency_metrics, consistency_section, refresh_sweep, trained_on
+    from vsynth.report.consistency import consistency_metrics, consistency_section, trained_on
+    from vsynth.report.sweep import refresh_sweep
     from vsynth.task import Task
 
     if type(task).consistency is Task.consistency:

@@ -12,17 +12,17 @@ from __future__ import annotations
 import logging
 import signal
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vsynth.errors import ConfigError
 from vsynth.train.distributed import unwrap
 from vsynth.train.phases import Phase, apply_freeze, phase_at, set_train_mode
 from vsynth.train.state import Best
 
-if TYPE_CHECKING:
-    from vsynth.train.trainer import Trainer
-
 log = logging.getLogger("vsynth.train")
+
+#: the running :class:`vsynth.train.trainer.Trainer` as a part sees it (its state, run, config and helpers)
+Trainer = Any
 
 STOP_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGUSR2")
 
@@ -65,7 +65,7 @@ class PhaseSwitch(Part):
     def before_step(self, t, batch, sources) -> None:
         phase = phase_at(t.phases, t.state.step)
         if self.current is None or phase.name != self.current.name:
-            if self.current is not None and t.tc.checkpoint.phase_snapshots:
+            if self.current is not None and t.trainer_cfg.checkpoint.phase_snapshots:
                 t.save(f"{self.current.name}_end.pt", full=False)
             n_frozen = apply_freeze(unwrap(t.model), phase.freeze)
             log.info("Phase '%s' (steps %d-%d): %d parameters frozen in %s", phase.name, phase.start, phase.end,
@@ -78,7 +78,7 @@ class PhaseSwitch(Part):
             t.train_mode_stale = False
 
     def after_train(self, t, completed) -> None:
-        if completed and self.current is not None and t.tc.checkpoint.phase_snapshots:
+        if completed and self.current is not None and t.trainer_cfg.checkpoint.phase_snapshots:
             t.save(f"{self.current.name}_end.pt", full=False)
 
 

@@ -67,7 +67,7 @@ class FitResult:
 class Trainer:
     def __init__(self, cfg, task: Task, run: RunContext, device: torch.device) -> None:
         self.cfg = cfg
-        self.tc = cfg.trainer  # the trainer config (``trainer.*``)
+        self.trainer_cfg = cfg.trainer  # the trainer config (``trainer.*``)
         self.task = task
         self.run = run
         self.device = device
@@ -85,7 +85,7 @@ class Trainer:
 
     def setup(self) -> None:
         """Data and mixer, lengths and phases, model, optimizer, scaler, EMA, schedule, the parts."""
-        cfg, tc, task = self.cfg, self.tc, self.task
+        cfg, tc, task = self.cfg, self.trainer_cfg, self.task
         task.preflight()  # e.g. a bad init file fails before any data is built
         sources = build_sources(cfg, task, self.run)
         self.sampler = build_sampler(cfg, sources, self.run)
@@ -155,13 +155,13 @@ class Trainer:
             self.model = self.state.model
         self.step_model = compiled(self.model, self.speed.compile_mode)  # what training_step calls
         log.info("Training %d steps (%d epochs of %d batches of %d, unit=%s), amp=%s, ema=%s, phases: %s",
-                 self.total, self.num_epochs, self.steps_per_epoch, int(self.tc.batch_size), self.unit, self.amp,
+                 self.total, self.num_epochs, self.steps_per_epoch, int(self.trainer_cfg.batch_size), self.unit, self.amp,
                  bool(self.state.ema),
                  ", ".join(f"{p.name}[{p.start},{p.end}) freeze={list(p.freeze)}" for p in self.phases))
         log.info("Speed: %s", self.speed.describe())
-        self.progress = Progress(self.total, self.state.step, enabled=self.run.is_main, bar=self.tc.progress_bar,
-                                 log_interval=int(self.tc.log_interval),
-                                 tb_dir=self.run.path("tb") if self.tc.tensorboard else None)
+        self.progress = Progress(self.total, self.state.step, enabled=self.run.is_main, bar=self.trainer_cfg.progress_bar,
+                                 log_interval=int(self.trainer_cfg.log_interval),
+                                 tb_dir=self.run.path("tb") if self.trainer_cfg.tensorboard else None)
         completed = False
         for part in self.parts:
             part.before_train(self)
@@ -227,7 +227,7 @@ class Trainer:
     def run_step(self, batch: Any, sources: list[str]) -> None:
         """LR, forward under autocast, backward, clipping, optimizer, EMA, progress (and the non-finite
         guard at the log interval, see :meth:`flush_steps`)."""
-        s, tc = self.state, self.tc
+        s, tc = self.state, self.trainer_cfg
         step = s.step
         self.task.global_step = step  # tasks with step-dependent behaviour (multiscale) read it
         lr = self.schedule(step)
@@ -289,7 +289,7 @@ class Trainer:
                     break
 
     def _loader(self, dataset: MixedDataset) -> DataLoader:
-        workers = int(self.tc.workers)
+        workers = int(self.trainer_cfg.workers)
         # A private generator: creating a loader iterator must not consume the global torch RNG,
         # otherwise a run resumed mid-epoch would drift from an uninterrupted one.
         gen = torch.Generator().manual_seed(int(self.cfg.seed))

@@ -9,7 +9,10 @@ that the analyses find them, and stay quiet when they are off:
   is moved by ``offset`` = (dx, dy) in units of its object's scale sqrt(area) (the synthetic
   annotation's ``area``, its visible pixel count), in image axes (dx right, dy down). A point
   moved outside the image becomes unlabelled (v = 0). Horizontal-flip augmentation mirrors dx,
-  so a flip-proof shift uses dy only.
+  so a flip-proof shift uses dy only. ``keypoints: all`` moves every point: a whole-vehicle
+  convention shift, the effect the kill switch's OKS-mAP sees (``experiment=kill_switch_planted``;
+  a few points moved, or labels shuffled among a vehicle's points, barely move it: ultralytics'
+  keypoint loss, 1 - OKS, learns little from targets far from the prediction).
 * ``generated_warp``: the strength of the geometric warp of generated images (rotation, scale
   and shift of the style transfer, each multiplied by it). Generated images reuse their source
   labels, so the warp misaligns them: 0 = aligned, 1 = the demo's usual slight misalignment
@@ -31,6 +34,10 @@ import numpy as np
 
 from vsynth.data.demo.schema import KEYPOINT_NAMES_24
 from vsynth.errors import ConfigError
+
+#: ``keypoint_shift.keypoints: all``: every synthetic keypoint (a whole-vehicle convention shift)
+ALL = "all"
+
 
 @dataclass(frozen=True)
 class KeypointShift:
@@ -99,8 +106,10 @@ def _shift(section: Any, key: str) -> KeypointShift | None:
     if section is None:
         return None
     points = section.get("keypoints") or []
+    if points == ALL:
+        points = list(range(len(KEYPOINT_NAMES_24)))
     if not isinstance(points, (list, tuple)):
-        raise ConfigError(f"{key}.keypoints: expected a list of keypoint names or indices, got {points!r}")
+        raise ConfigError(f"{key}.keypoints: expected a list of keypoint names or indices (or '{ALL}'), got {points!r}")
     indices = []
     for p in points:
         if isinstance(p, str) and p in KEYPOINT_NAMES_24:
