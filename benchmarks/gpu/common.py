@@ -36,14 +36,14 @@ def plan(task: str, dry: bool) -> dict[str, Any]:
     if task == "keypoints":
         size = 64 if dry else 320
         over = ["task=keypoints", "arm=base", "model=yolo11n_pose", "data.demo.init=null", f"task.imgsz={size}",
-                f"data.demo.real={{train: {n}, val: 8, test: 8}}", "data.demo.synthetic={train: 4, val: 4, test: 4}",
+                f"data.demo.counts.real={{train: {n}, val: 8, test: 8}}", "data.demo.counts.synthetic={train: 4, val: 4, test: 4}",
                 "task.close_mosaic=0", "task.samples.per_source=2", "task.samples.predictions=2"]
         lr = 0.002
     elif task == "detection":
         size = 64 if dry else 416
         over = ["task=detection", "arm=base", "model=yolox_nano", f"task.input_size=[{size},{size}]",
                 f"task.test_size=[{size},{size}]", "task.multiscale.range=null", "task.no_aug_epochs=0",
-                f"data.demo.real={{train: {n}, val: 8, test: 8}}", "data.demo.synthetic={train: 4, val: 4, test: 4}",
+                f"data.demo.counts.real={{train: {n}, val: 8, test: 8}}", "data.demo.counts.synthetic={train: 4, val: 4, test: 4}",
                 "task.samples.per_source=2", "task.samples.predictions=2"]
         lr = 0.01 / 64 * batch  # YOLOX's basic_lr_per_img x batch
     else:

@@ -112,6 +112,8 @@ def test_bad_settings_are_named(monkeypatch, tmp_path) -> None:
                              ({"sizes": [10, 0, 20]}, "data_value.sizes: 0 is not a number of real frames"),
                              ({"sizes": [10, 10, 20]}, "data_value.sizes: a size is listed twice"),
                              ({"real_only": {"arm": "B", "extra": 1}}, "data_value.real_only.extra: unknown key"),
+                             ({"real_only": {"arm": "B", "label": "x"}},  # runs are named by role, never ignored
+                              r"data_value.real_only.label: unknown key \(known: arm, overrides\)"),
                              ({"with_extra": {"arm": "A", "overrides": ["trainer.length"]}},
                               "data_value.with_extra.overrides: expected a list of key=value")):
         with pytest.raises(ConfigError, match=message):

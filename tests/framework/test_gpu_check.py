@@ -78,3 +78,20 @@ def test_dry_run_of_one_task_end_to_end(tmp_path):
     r = st["resume:segmentation"]["result"]
     assert r["resume_ok"] and r["resumed_vs_straight"]["model"]["max_abs"] == 0.0 and r["ema_ok"]
     assert st["cli:segmentation"]["exit_code"] == 0 and st["cli:segmentation"]["status"] == "done"
+
+
+@pytest.mark.parametrize("dry", [True, False], ids=["dry", "gpu"])
+def test_every_tasks_settings_compose(dry):
+    """The check's overrides are valid config keys for each task (a renamed key fails here, not on the node)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from benchmarks.gpu.common import TASKS, plan
+    from vsynth.run.dirs import register_resolvers
+
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        for task in TASKS:
+            cfg = compose("config", overrides=plan(task, dry)["overrides"])
+            assert cfg.task.name == task and cfg.trainer.batch_size == plan(task, dry)["batch"]

@@ -74,7 +74,7 @@ class DataValue:
         self.runs = Runs(self.root)
 
     def _arm(self, role: str) -> Role:
-        return Role.parse(self.settings[role], f"data_value.{role}")
+        return Role.parse(self.settings[role], f"data_value.{role}", labelled=False)  # runs are named by role
 
     def _sizes(self) -> list[str]:
         sizes = list(_plain(self.dv.get("sizes")) or [])

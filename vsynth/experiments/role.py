@@ -23,8 +23,12 @@ class Role:
     overrides: tuple[str, ...] = ()
 
     @classmethod
-    def parse(cls, node: Any, key: str) -> "Role":
-        """``killswitch.control: B`` or ``{arm: ratio, label: real-only, overrides: [data.ratio=1.0]}``."""
+    def parse(cls, node: Any, key: str, *, labelled: bool = True) -> "Role":
+        """``killswitch.control: B`` or ``{arm: ratio, label: real-only, overrides: [data.ratio=1.0]}``.
+
+        ``labelled=False``: the experiment names the runs itself (data value: by role), so a ``label``
+        would be ignored; it is refused instead.
+        """
         from omegaconf import OmegaConf
 
         if isinstance(node, str):
@@ -33,9 +37,10 @@ class Role:
             node = OmegaConf.to_container(node, resolve=True)
         if not isinstance(node, Mapping) or not node.get("arm"):
             raise ConfigError(f"{key} must be an arm name or {{arm: NAME, label: LABEL, overrides: [...]}}, got {node!r}")
-        unknown = sorted(set(node) - {"arm", "label", "overrides"})
+        known = ("arm", "label", "overrides") if labelled else ("arm", "overrides")
+        unknown = sorted(set(node) - set(known))
         if unknown:
-            raise ConfigError(f"{key}.{unknown[0]}: unknown key (known: arm, label, overrides)")
+            raise ConfigError(f"{key}.{unknown[0]}: unknown key (known: {', '.join(known)})")
         overrides = node.get("overrides") or []
         if not isinstance(overrides, (list, tuple)) or not all(isinstance(o, str) and "=" in o for o in overrides):
             raise ConfigError(f"{key}.overrides: expected a list of key=value overrides, got {overrides!r}")

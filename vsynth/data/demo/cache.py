@@ -42,7 +42,7 @@ def check_effects(tasks: list[str] | tuple[str, ...], effects: Effects, counts: 
     generated = normalize_counts(counts if counts is not None else default_counts(DEFAULT_IMAGES)).get("generated", {})
     if effects.generated_warp != 1.0 and not any(generated.values()):
         raise ConfigError(f"{key}.generated_warp={effects.generated_warp:g}: this {'/'.join(tasks)} demo world has "
-                          "no generated images to warp (set data.demo.generated, e.g. {train: 160})")
+                          "no generated images to warp (set data.demo.counts.generated, e.g. {train: 160})")
 
 
 def ensure_demo(
