@@ -69,3 +69,14 @@ def test_module_entry_point_runs_as_a_subprocess(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "w/keypoints/real/data.yaml").is_file()
+
+
+def test_check_coco_detection_names_classes_in_the_training_order(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The file lists sign (id 7) before cone (id 3); training orders classes by id, and so does the check."""
+    from tests.detection.your_data import CLASSES, make_coco_detection
+
+    root = make_coco_detection(tmp_path / "det", splits={"train": 2})
+    assert main(["check", "coco-detection", str(root / "annotations/instances_train.json"), str(root / "images/train")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert CLASSES == ["cone", "sign"]
+    assert out == ["2 images, 4 boxes, classes ['cone', 'sign'] (by category id, the training order)", "ok"]

@@ -167,7 +167,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
                   if derived else "give --flip-idx when converting it for training)"))
     elif args.format == "coco-detection":
         ds = f.read_coco_detection(paths[1], paths[0])
-        print(f"{len(ds.images)} images, {len(ds.annotations)} boxes, classes {ds.class_names}")
+        by_id = [name for _, name in sorted(zip(ds.category_ids, ds.class_names))]  # the task's (YOLOX's) class order
+        print(f"{len(ds.images)} images, {len(ds.annotations)} boxes, classes {by_id} (by category id, the training order)")
     elif args.format == "seg":
         ds = f.read_seg_folders(paths[0], paths[1], paths[2])
         for sample in ds.samples:

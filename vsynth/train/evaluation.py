@@ -139,6 +139,7 @@ def eval_config(cfg, overrides: list[str]):
     if set(groups) - same:
         return cfg, weights, (f"mode={cfg.mode}: {path} was written by a {obj.get('task')} run; the command line chooses "
                               f"{', '.join(f'{g}={v}' for g, v in groups.items())}, so the composed config is used")
+    applied = []  # the run's keys the command line edits (not the groups it repeats, not this machine's keys)
     with open_dict(stored):
         for key in LOCAL_KEYS:
             if key in cfg:
@@ -146,12 +147,14 @@ def eval_config(cfg, overrides: list[str]):
         for o in parsed:
             if o.key_or_group in GROUPS or o.key_or_group in LOCAL_KEYS:
                 continue
+            applied.append(o.input_line)
             if o.is_delete():
                 OmegaConf.update(stored, o.key_or_group, None, merge=False)
             else:
                 OmegaConf.update(stored, o.key_or_group, o.value(), merge=False)
+    edits = f"edited by the command line: {' '.join(applied)}" if applied else "no key edited by the command line"
     return stored, weights, (f"mode={cfg.mode}: scoring with the config of the {obj.get('task')} run that wrote {path} "
-                             f"(its task, model, data and image size; {len(parsed)} command-line override(s) applied)")
+                             f"(its task, model, data and image size; {edits})")
 
 
 def _need_ckpt(cfg) -> None:
