@@ -84,3 +84,12 @@ def test_synthetic_arm(tmp_path: Path) -> None:
     assert "Epoch composition: real 4 x8 = 32 + synthetic 8 x1 = 8" in log
     assert (run / "data" / "real_train_subset4.txt").is_file()
     assert {k for k in _json(run / "metrics.json") if k.startswith("test/ap_class/")} == {f"test/ap_class/{c}" for c in CLASSES}
+    # the control, "the same command with arm=B": the same subset, and the synthetic keys it leaves unread are named
+    arm_b = arm_a.replace("arm=A", "arm=B").replace("mydet_A", "mydet_B")
+    proc = run_step(arm_b, tmp_path, tmp_path, *FAST, "data.real_subset=4", env=ENV)
+    control = tmp_path / "outputs" / "mydet_B"
+    assert _json(control / "status.json")["state"] == "done"
+    assert (control / "data" / "real_train_subset4.txt").read_text() == (run / "data" / "real_train_subset4.txt").read_text()
+    warning = ("data.synthetic.train.coco, data.synthetic.train.images: set on the command line, but arm=B does not "
+               "train on source 'synthetic' (its sources: real); not read")
+    assert warning in (control / "run.log").read_text() and warning in proc.stdout + proc.stderr

@@ -19,6 +19,7 @@ import logging
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from vsynth.data.mixer import MixBatchSampler, Source
 from vsynth.errors import ConfigError
@@ -65,12 +66,43 @@ def arm_items(cfg, source: str, items: Sequence[str], run=None) -> list[str]:
     return drawn
 
 
+def unused_source_keys(cfg, overrides: Sequence[str]) -> dict[str, list[str]]:
+    """Command-line ``data.<source>.*`` keys of sources the arm does not train on, by source.
+
+    The kill switch passes the user's data paths to every run, so arm B (real only) gets the
+    synthetic source's keys too: not an error, but never silently ignored either (run.log says so).
+    ``real`` is always read (validation and test).
+    """
+    sources = {str(n) for n in cfg.arm.sources} | {"real"}
+    known = {str(k) for k, v in cfg.data.items() if OmegaConf.is_dict(v) and k != "demo"}
+    out: dict[str, list[str]] = {}
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        parts = key.split(".")
+        if len(parts) >= 2 and parts[0] == "data" and parts[1] in known and parts[1] not in sources:
+            out.setdefault(parts[1], []).append(key)
+    return out
+
+
+def _command_line() -> list[str]:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return [str(o) for o in HydraConfig.get().overrides.task]
+    except ValueError:  # not under Hydra (tests, the API)
+        return []
+
+
 def build_sources(cfg, task, run) -> dict[str, Any]:
     """The arm's training datasets by source name, each over the items the arm draws.
 
     ``data/sources.json`` in the run folder records, per source, the items of its train split and
     how many the arm trains on (what a learning curve plots: :mod:`vsynth.experiments.data_value`).
     """
+    for source, keys in unused_source_keys(cfg, _command_line()).items():
+        log.warning("%s: set on the command line, but arm=%s does not train on source '%s' (its sources: %s); "
+                    "not read", ", ".join(keys), cfg.arm.get("name", "?"), source,
+                    ", ".join(str(n) for n in cfg.arm.sources))
     out, record = {}, {}
     for name in cfg.arm.sources:
         name = str(name)
