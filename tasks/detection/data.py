@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -33,6 +32,7 @@ import cv2
 import msgspec
 import numpy as np
 
+from vsynth.data.formats.coco_detection import box_summary, clean_box
 from vsynth.errors import ConfigError, DataError
 from yolox.data.datasets.datasets_wrapper import Dataset as _YoloxDataset
 
@@ -76,22 +76,6 @@ class BoxSet:
                       self.category_ids, self.dropped, self.clipped, dict(self.extra))
 
 
-def clean_box(bbox: Any, width: int, height: int) -> tuple[np.ndarray | None, bool]:
-    """COCO ``[x, y, w, h]`` -> clipped xyxy, or None if degenerate; second value: was it clipped."""
-    try:
-        x, y, w, h = (float(v) for v in bbox)
-    except (TypeError, ValueError):
-        return None, False
-    if not all(math.isfinite(v) for v in (x, y, w, h)) or w <= 0 or h <= 0:
-        return None, False
-    x1, y1, x2, y2 = x, y, x + w, y + h
-    cx1, cy1, cx2, cy2 = max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height))
-    if cx2 - cx1 <= 0 or cy2 - cy1 <= 0:  # entirely outside the image
-        return None, False
-    clipped = (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2)
-    return np.array([cx1, cy1, cx2, cy2], dtype=np.float64), clipped
-
-
 def read_coco_boxes(images_dir: str | Path, annotation_json: str | Path, key: str, check_images: bool = True) -> BoxSet:
     """Read and clean one COCO detection file (see the module docstring); ``key`` names it in messages.
 
@@ -107,13 +91,8 @@ def read_coco_boxes(images_dir: str | Path, annotation_json: str | Path, key: st
         raise DataError(f"{images_dir}: image folder not found ({key})")
     read = _read_typed(path, images_dir, check_images) or _read_one_by_one(path, images_dir, key, check_images)
     images, cats, (boxes, labels, areas, crowd, total, dropped, clipped) = read
-    kept = total - dropped
-    if dropped or clipped:
-        log.warning("%s: dropped %d degenerate box(es) (zero/negative size or outside the image), clipped %d box(es) "
-                    "to the image; %d of %d boxes kept (%s)", path, dropped, clipped, kept, total, key)
-    if kept == 0:
-        what = f"all {total} boxes are degenerate" if total else "no annotations"
-        raise DataError(f"{path}: {what} ({key}); nothing to train or evaluate on")
+    if (warning := box_summary(path, total, dropped, clipped, key)) is not None:
+        log.warning("%s", warning)
     order = list(images)
     return BoxSet(
         path=path,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from vsynth.data.__main__ import main
+from vsynth.errors import DataError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -80,3 +81,32 @@ def test_check_coco_detection_names_classes_in_the_training_order(tmp_path: Path
     out = capsys.readouterr().out.splitlines()
     assert CLASSES == ["cone", "sign"]
     assert out == ["2 images, 4 boxes, classes ['cone', 'sign'] (by category id, the training order)", "ok"]
+
+
+def test_check_coco_detection_treats_bad_boxes_as_training_does(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Training drops degenerate boxes with one warning and refuses a file with none left; the check agrees."""
+    import json
+
+    from tasks.detection.data import read_coco_boxes
+    from tests.detection.your_data import make_coco_detection
+
+    root = make_coco_detection(tmp_path / "det", splits={"train": 2})
+    ann, images = root / "annotations/instances_train.json", root / "images/train"
+    doc = json.loads(ann.read_text())
+    doc["annotations"][0]["bbox"][2] = -5.0  # a negative width: dropped
+    doc["annotations"][1]["bbox"][0] = -3.0  # sticks out on the left: clipped
+    ann.write_text(json.dumps(doc))
+    assert main(["check", "coco-detection", str(ann), str(images)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == (f"warning: {ann}: dropped 1 degenerate box(es) (zero/negative size or outside the image), "
+                      "clipped 1 box(es) to the image; 3 of 4 boxes kept (check)")
+    assert out[1].startswith("2 images, 3 boxes,") and out[-1] == "ok"
+    assert sum(len(x) for x in read_coco_boxes(images, ann, "data.real.train").labels) == 3  # training keeps the same
+
+    for a in doc["annotations"]:
+        a["bbox"][2] = 0.0  # every box of zero size: nothing left
+    ann.write_text(json.dumps(doc))
+    assert main(["check", "coco-detection", str(ann), str(images)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {ann}: all 4 boxes are degenerate (check); nothing to train or evaluate on"
+    with pytest.raises(DataError, match="all 4 boxes are degenerate"):
+        read_coco_boxes(images, ann, "data.real.train")

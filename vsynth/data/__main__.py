@@ -166,7 +166,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
             print("note: flip_idx: not in the category (" + (f"the keypoint names give {derived}, which the converter uses)"
                   if derived else "give --flip-idx when converting it for training)"))
     elif args.format == "coco-detection":
-        ds = f.read_coco_detection(paths[1], paths[0])
+        ds = f.read_coco_detection(paths[1], paths[0], boxes="clean")  # training's policy for degenerate boxes
+        total = len(ds.annotations) + ds.dropped
+        if (warning := f.box_summary(Path(paths[0]), total, ds.dropped, ds.clipped, "check")) is not None:
+            print(f"warning: {warning}")
         by_id = [name for _, name in sorted(zip(ds.category_ids, ds.class_names))]  # the task's (YOLOX's) class order
         print(f"{len(ds.images)} images, {len(ds.annotations)} boxes, classes {by_id} (by category id, the training order)")
     elif args.format == "seg":

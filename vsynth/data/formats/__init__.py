@@ -7,7 +7,7 @@ mask folders + classes.json, and the generated-images manifest CSV. Every reader
 """
 
 from vsynth.data.formats.classes import check_same_classes
-from vsynth.data.formats.coco_detection import read_coco_detection, write_coco_detection
+from vsynth.data.formats.coco_detection import box_summary, clean_box, read_coco_detection, write_coco_detection
 from vsynth.data.formats.coco_keypoints import read_coco_keypoints, write_coco_keypoints
 from vsynth.data.formats.convert import (
     ConversionResult,
@@ -65,6 +65,8 @@ __all__ = [
     "labels_dir_for",
     "merge_data_yaml",
     "read_classes_json",
+    "box_summary",
+    "clean_box",
     "read_coco_detection",
     "read_coco_keypoints",
     "read_manifest",

@@ -99,6 +99,8 @@ class DetectionDataset:
     class_names: list[str]
     category_ids: list[int]
     source: Path | None = None
+    dropped: int = 0  # degenerate boxes left out (read with boxes="clean")
+    clipped: int = 0  # boxes clipped to their image (read with boxes="clean")
 
     def annotations_by_image(self) -> dict[int, list[BoxAnnotation]]:
         return _by_image(self.annotations)
