@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import logging
 import pickle
 import warnings
@@ -40,12 +41,47 @@ REMOTE = ("http://", "https://", "open-mmlab://", "torchvision://", "mmcls://", 
 MIN_TRANSFER = 0.2
 
 
+#: what the backend says on import that is not news to a user of mmcv-lite without OneDL (an optional
+#: data loader of onedl-mmsegmentation, printed whatever the log level; deformable attention, which no
+#: vsynth model uses): kept out of the console, recorded once at debug level
+_IMPORT_NOISE = ("Could not import OneDL",)
+_IMPORT_WARNINGS = r"Fail to import ``MultiScaleDeformableAttention``"
+
+
+class _DropLines(io.TextIOBase):
+    """A stdout that passes everything through but the exact lines in ``drop``."""
+
+    def __init__(self, target, drop: tuple[str, ...]) -> None:
+        self.target, self.drop, self.dropped, self._eol = target, drop, [], False
+
+    def write(self, text: str) -> int:
+        if text.strip() in self.drop:
+            self.dropped.append(text.strip())
+            self._eol = not text.endswith("\n")  # print() writes the line's end apart
+        elif not (self._eol and text == "\n"):
+            self.target.write(text)
+            self._eol = False
+        else:
+            self._eol = False
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+
 def _register_all() -> None:
-    from mmseg.utils import register_all_modules
+    import sys
 
     from tasks.segmentation.losses import register
 
-    register_all_modules(init_default_scope=True)
+    out = _DropLines(sys.stdout, _IMPORT_NOISE)
+    with contextlib.redirect_stdout(out), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_IMPORT_WARNINGS)
+        from mmseg.utils import register_all_modules
+
+        register_all_modules(init_default_scope=True)
+    if out.dropped:
+        log.debug("mmseg on import: %s", "; ".join(out.dropped))
     register()
 
 
