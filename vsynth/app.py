@@ -78,8 +78,8 @@ def run_job(cfg: DictConfig, output_dir: Path) -> int:
             if isinstance(h, logging.FileHandler):
                 root.removeHandler(h)
         root.setLevel(logging.WARNING)
-    if (line := describe(placement, Path(output_dir))) is not None:
-        log.warning(line)
+    if (line := describe(placement, Path(output_dir))) is not None:  # an evaluation's own child folder is the plan
+        (log.info if placement.reason == "eval-child" else log.warning)(line)
     previous = read_status(run_dir)
     drift = []
     if placement.reason == "resume" and cfg.mode == "train":

@@ -98,9 +98,10 @@ class Runs:
         else:
             self._hydra_launcher(todo)
         failed = []
+        log.info("%d run(s) through hydra/launcher=%s in %.0fs", len(todo), self.launcher, time.time() - t0)
         for spec in todo:
             st = read_status(self.folder(spec)) or {}
-            log.info("%s: %s after %.0fs", spec.label, st.get("state", "no status"), time.time() - t0)
+            log.info("%s: %s", spec.label, st.get("state", "no status"))
             if st.get("state") != "done":
                 failed.append(f"{spec.label} ({st.get('error') or st.get('state') or 'did not start'}; "
                               f"see {self.folder(spec)}/run.log)")
