@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from vsynth.errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_OK, EXIT_USER_ERROR, ConfigError, VsynthError
-from vsynth.run.context import RunContext
+from vsynth.run.context import RunContext, command_line_overrides
 from vsynth.run.status import Status, read_status
 
 log = logging.getLogger("vsynth")
@@ -122,7 +122,7 @@ def run_job(cfg: DictConfig, output_dir: Path) -> int:
         if cfg.mode in ("eval", "consistency"):  # a vsynth checkpoint carries its run's config: task, model, data, image size
             from vsynth.train.evaluation import eval_config
 
-            cfg, weights, note = eval_config(cfg, _command_overrides())
+            cfg, weights, note = eval_config(cfg, command_line_overrides())
             if note:
                 log.info(note)
             status.update(task=str(cfg.task.name), arm=str(cfg.arm.name))
@@ -214,16 +214,6 @@ def _set_threads(threads: Any) -> None:
 
 #: modes that are experiments of several runs: (their config section, the preset that configures them)
 EXPERIMENTS = {"killswitch": ("killswitch", "kill_switch"), "datavalue": ("data_value", "data_value")}
-
-
-def _command_overrides() -> list[str]:
-    """The command line's ``key=value`` overrides (empty outside Hydra)."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return [str(o) for o in HydraConfig.get().overrides.task]
-    except ValueError:
-        return []
 
 
 def _execute(cfg: DictConfig, ctx: RunContext, device, weights=None) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 
 from vsynth.data.mixer import MixBatchSampler, Source
 from vsynth.errors import ConfigError
+from vsynth.run.context import command_line_overrides
 
 log = logging.getLogger("vsynth.data")
 
@@ -84,22 +85,13 @@ def unused_source_keys(cfg, overrides: Sequence[str]) -> dict[str, list[str]]:
     return out
 
 
-def _command_line() -> list[str]:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return [str(o) for o in HydraConfig.get().overrides.task]
-    except ValueError:  # not under Hydra (tests, the API)
-        return []
-
-
 def build_sources(cfg, task, run) -> dict[str, Any]:
     """The arm's training datasets by source name, each over the items the arm draws.
 
     ``data/sources.json`` in the run folder records, per source, the items of its train split and
     how many the arm trains on (what a learning curve plots: :mod:`vsynth.experiments.data_value`).
     """
-    for source, keys in unused_source_keys(cfg, _command_line()).items():
+    for source, keys in unused_source_keys(cfg, command_line_overrides()).items():
         log.warning("%s: set on the command line, but arm=%s does not train on source '%s' (its sources: %s); "
                     "not read", ", ".join(keys), cfg.arm.get("name", "?"), source,
                     ", ".join(str(n) for n in cfg.arm.sources))

@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from vsynth.run.context import command_line_overrides
+
 #: keys every experiment sets per run itself
 RUN_KEYS = ("mode", "arm", "seed", "init", "name", "ckpt", "experiment")
 
@@ -32,16 +34,15 @@ def passthrough_overrides(overrides: Sequence[str], sections: Sequence[str] = ()
 
 def command_overrides(ctx: Any) -> list[str]:
     """The experiment command's ``key=value`` overrides (read back from ``.hydra/`` outside Hydra)."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
+    from hydra.core.hydra_config import HydraConfig
 
-        return list(HydraConfig.get().overrides.task)
-    except Exception:  # noqa: BLE001  (not under Hydra: read what Hydra saved)
-        p = Path(ctx.dir) / ".hydra" / "overrides.yaml"
-        if p.is_file():
-            import yaml
+    if HydraConfig.initialized():
+        return command_line_overrides()
+    p = Path(ctx.dir) / ".hydra" / "overrides.yaml"  # not under Hydra: read what Hydra saved
+    if p.is_file():
+        import yaml
 
-            return list(yaml.safe_load(p.read_text()) or [])
+        return list(yaml.safe_load(p.read_text()) or [])
     return []
 
 

@@ -13,6 +13,16 @@ from omegaconf import DictConfig
 from vsynth.run.atomic import write_json
 
 
+def command_line_overrides() -> list[str]:
+    """The command line's ``key=value`` overrides as Hydra parsed them ([] outside Hydra: tests, the API)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return [str(o) for o in HydraConfig.get().overrides.task]
+    except ValueError:  # Hydra is not running this process
+        return []
+
+
 @dataclass
 class RunContext:
     dir: Path
