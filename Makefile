@@ -22,8 +22,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m vsynth task=keypoints arm=A
 
+# Test files are spread over TEST_WORKERS processes (pytest-xdist; one file stays in one process, so
+# its fixtures and the SLURM tests keep their order): 2 fit the 2-core machines the suite is sized for.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
