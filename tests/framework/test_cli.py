@@ -151,3 +151,15 @@ def test_stop_signal_saves_last_checkpoint_and_marks_interrupted(tiny_cli, tmp_p
     from vsynth.train.checkpoint import load_checkpoint
 
     assert load_checkpoint(rd / "checkpoints" / "last.pt")["step"] >= 20
+
+
+def test_a_bad_key_in_a_preset_file_is_named_with_the_file():
+    """A wrong key inside a user's experiment YAML: Hydra's first line names only the file, the key is on the next."""
+    from hydra.errors import ConfigCompositionException
+
+    from vsynth.config.errors import one_line
+
+    ex = ConfigCompositionException("In 'experiment/mine': ConfigKeyError raised while composing config:\n"
+                                    "Key 'size' not in 'SegDemo'\n    full_key: data.demo.size")
+    assert one_line(ex) == ("In 'experiment/mine': Key 'size' not in 'SegDemo'; "
+                            "`--cfg job` prints the composed config")

@@ -147,3 +147,23 @@ def test_roles_need_different_labels(monkeypatch, tmp_path):
                treatment={"arm": "ratio", "overrides": ["data.ratio=0.5"]})
     with pytest.raises(Exception, match="different labels"):
         ks.Orchestrator(cfg, _Ctx(tmp_path)).run()
+
+
+def test_the_baseline_numbers_can_be_given_on_the_command_line(monkeypatch, tmp_path):
+    """killswitch.base.metrics={...} composes (the schema field is null by default) and a non-number is named."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from vsynth.errors import ConfigError
+    from vsynth.run.dirs import register_resolvers
+
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[2] / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=kill_switch",
+                                           "killswitch.base.metrics={oks_map: 0.2199, oks_map50: 0.35, pck@0.05: 0.496}"])
+    assert dict(cfg.killswitch.base.metrics) == {"oks_map": 0.2199, "oks_map50": 0.35, "pck@0.05": 0.496}
+    _fake_runs(monkeypatch, {"B": 0.31, "A": 0.335})
+    bad = _cfg(seeds=[0], base={"metrics": {"oks_map": "high"}, "overrides": []})
+    with pytest.raises(ConfigError, match="killswitch.base.metrics.oks_map must be a number, got 'high'"):
+        ks.Orchestrator(bad, _Ctx(tmp_path)).run()

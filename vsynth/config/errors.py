@@ -55,6 +55,10 @@ def one_line(ex: BaseException) -> str:
         if detail.startswith(("Key '", "Could not override")) and "not in" in detail or "is not in struct" in detail:
             return f"{full_key}: not a config key ({detail}); `--cfg job` prints the composed config"
         return f"{full_key}: {detail}"
+    lines = [ln.strip() for ln in str(ex).strip().splitlines() if ln.strip()]
+    if len(lines) > 1 and lines[0].endswith("raised while composing config:"):  # the first line names the file only
+        where = lines[0].split(":", 1)[0]  # In 'experiment/NAME'
+        return f"{where}: {lines[1]}; `--cfg job` prints the composed config"
     return _first(str(ex)) or type(ex).__name__
 
 

@@ -169,7 +169,9 @@ class KillSwitchBaseConfig:
     arm: str = "base"
     ckpt: Optional[str] = None
     run: Optional[str] = None
-    metrics: Optional[Dict[str, float]] = None
+    # {metric: number} or null; Any because OmegaConf cannot assign a dict override to a null typed dict
+    # (checked by vsynth/experiments/killswitch.py)
+    metrics: Any = None
     overrides: List[str] = field(default_factory=list)
 
 

@@ -149,9 +149,13 @@ class Orchestrator:
         self._collect(summary, m, run_dir, seed)
         return summary, str(run_dir / "checkpoints" / "best.pt")
 
-    def _given(self, summary: ArmSummary, values: Mapping[str, Any]) -> None:
+    def _given(self, summary: ArmSummary, values: Any) -> None:
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"killswitch.base.metrics must be {{metric: number, ...}}, got {values!r}")
         for m in self.metrics:
             v = values.get(m)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise ConfigError(f"killswitch.base.metrics.{m} must be a number, got {v!r}")
             summary.values[m] = [float(v)] if v is not None else [float("nan")]
 
     def _describe(self, role: str | Role) -> str:
