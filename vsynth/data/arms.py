@@ -19,13 +19,15 @@ import logging
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from omegaconf import OmegaConf
 
 from vsynth.data.mixer import MixBatchSampler, Source
 from vsynth.errors import ConfigError
 from vsynth.run.context import command_line_overrides
 
 log = logging.getLogger("vsynth.data")
+
+#: the data sources an arm can draw from; every task's data config spells them so (``data.<source>``)
+SOURCES = ("real", "synthetic", "generated")
 
 
 def draw_subset(items: Sequence[str], n: int, seed: int) -> list[str]:
@@ -74,13 +76,12 @@ def unused_source_keys(cfg, overrides: Sequence[str]) -> dict[str, list[str]]:
     synthetic source's keys too: not an error, but never silently ignored either (run.log says so).
     ``real`` is always read (validation and test).
     """
-    sources = {str(n) for n in cfg.arm.sources} | {"real"}
-    known = {str(k) for k, v in cfg.data.items() if OmegaConf.is_dict(v) and k != "demo"}
+    used = {str(n) for n in cfg.arm.sources} | {"real"}
     out: dict[str, list[str]] = {}
     for o in overrides:
         key = o.split("=", 1)[0].lstrip("+~")
         parts = key.split(".")
-        if len(parts) >= 2 and parts[0] == "data" and parts[1] in known and parts[1] not in sources:
+        if len(parts) >= 2 and parts[0] == "data" and parts[1] in SOURCES and parts[1] not in used:
             out.setdefault(parts[1], []).append(key)
     return out
 

@@ -22,11 +22,12 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from vsynth.data.arms import SOURCES
 from vsynth.data.demo.effects import generated_warp_matrix
 
 Color = tuple[float, float, float]  # BGR
 
-DOMAINS = ("real", "synthetic", "generated")
+DOMAINS = SOURCES  # one rendered domain per data source an arm can draw from
 GENERATED_CONDITIONS = ("cloudy", "fog", "dawn_dusk", "rainy", "snowy")
 GENERATOR_NAME = "demo-style-transfer"
 
